@@ -1,0 +1,151 @@
+"""Features: functions of the datum that a node claims the model computes.
+
+A feature maps a whole dataset to one hashable value per datum (vectorised),
+or is written per datum and mapped over a column (`from_datum`). Two data with
+equal feature values are interchangeable for a node that samples by agreement.
+Features are evaluated once per dataset, at compile time, never on a hot path.
+
+Built-ins: `token_at(pos)`, `tokens_at(positions)`, `label()`, `identity()`
+(the whole input: behaves like exact), `constant()` (behaves like
+unconditional), `column(name)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from scrub.errors import DataError
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A named function of the data. `ref` is an import path (for spec files),
+    `args` the built-in's arguments; equality is by name, ref and args."""
+
+    name: str
+    fn: Callable[[Any], Any] = field(compare=False, repr=False)
+    per_datum: bool = False  # fn takes one datum's column entry, not the dataset
+    column: str = "raw"  # with per_datum: which column to map over
+    ref: Optional[str] = None
+    args: tuple = ()
+
+    def values(self, dataset) -> np.ndarray:
+        """One class id per datum: equal ids exactly where the feature values are equal."""
+        try:
+            if self.per_datum:
+                col = dataset.column(self.column)
+                raw = [self.fn(item) for item in (col.tolist() if torch.is_tensor(col) else col)]
+            else:
+                raw = self.fn(dataset)
+        except DataError:
+            raise
+        except Exception as exc:  # a user function failed: say which feature, keep the cause
+            raise DataError(f"feature {self.name!r} failed on dataset {dataset.name!r}: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        return class_ids(raw, len(dataset), self.name)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def class_ids(values: Any, n: int, name: str) -> np.ndarray:
+    """Map per-datum values (tensor, array or list of hashables) to dense int ids."""
+    if torch.is_tensor(values):
+        values = values.detach().cpu().numpy()
+    if isinstance(values, np.ndarray):
+        if len(values) != n:
+            raise DataError(f"feature {name!r} returned {len(values)} values for {n} data; it must return one per datum.")
+        flat = values.reshape(n, -1)
+        _, ids = np.unique(flat, axis=0, return_inverse=True)
+        return ids.reshape(n).astype(np.int64)
+    values = list(values)
+    if len(values) != n:
+        raise DataError(f"feature {name!r} returned {len(values)} values for {n} data; it must return one per datum.")
+    table: dict = {}
+    try:
+        return np.array([table.setdefault(_hashable(v), len(table)) for v in values], dtype=np.int64)
+    except TypeError as exc:
+        raise DataError(f"feature {name!r} returned unhashable values ({exc}); return numbers, strings or tuples.") from exc
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, (list, np.ndarray)) or torch.is_tensor(v):
+        return tuple(np.asarray(v).reshape(-1).tolist())
+    return v
+
+
+def describe_value(dataset, feature: Feature, index: int) -> str:
+    """The feature's value on one datum, for error messages."""
+    try:
+        if feature.per_datum:
+            col = dataset.column(feature.column)
+            return repr(feature.fn(col[index]))
+        out = feature.fn(dataset.take([index]))
+        out = out.tolist() if hasattr(out, "tolist") else list(out)
+        return repr(out[0])
+    except Exception:  # description only; the caller's error says what matters
+        return "<unavailable>"
+
+
+# --- built-ins -------------------------------------------------------------
+
+def _inputs(ds):
+    return ds.inputs
+
+
+def token_at(pos: int) -> Feature:
+    """The input token at one position."""
+    return Feature(f"token_at({pos})", lambda ds: ds.inputs[:, pos], ref="token_at", args=(pos,))
+
+
+def tokens_at(positions: Sequence[int]) -> Feature:
+    """The input tokens at several positions (agree on all of them)."""
+    positions = tuple(int(p) for p in positions)
+    return Feature(f"tokens_at({list(positions)})", lambda ds: ds.inputs[:, list(positions)],
+                   ref="tokens_at", args=(positions,))
+
+
+def label() -> Feature:
+    """The datum's label."""
+    return Feature("label", lambda ds: ds.column("labels"), ref="label")
+
+
+def identity() -> Feature:
+    """The whole input: injective on distinct inputs, so it behaves like `exact`."""
+    return Feature("identity", _inputs, ref="identity")
+
+
+def constant() -> Feature:
+    """The same value on every datum: behaves like `unconditional`."""
+    return Feature("constant", lambda ds: np.zeros(len(ds), dtype=np.int64), ref="constant")
+
+
+def column(name: str) -> Feature:
+    """A dataset column (labels, a field, ...) used as the feature value."""
+    return Feature(f"column({name!r})", lambda ds: ds.column(name), ref="column", args=(name,))
+
+
+def from_batch(fn: Callable, name: Optional[str] = None, ref: Optional[str] = None) -> Feature:
+    """A vectorised feature: `fn(dataset)` returns one value per datum."""
+    return Feature(name or getattr(fn, "__name__", "feature"), fn, ref=ref or _import_path(fn))
+
+
+def from_datum(fn: Callable, column: str = "raw", name: Optional[str] = None, ref: Optional[str] = None) -> Feature:
+    """A per-datum feature: `fn(item)` for each entry of a column (default: raw)."""
+    return Feature(name or getattr(fn, "__name__", "feature"), fn, per_datum=True, column=column,
+                   ref=ref or _import_path(fn))
+
+
+def _import_path(fn: Callable) -> Optional[str]:
+    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if mod and qual and "<" not in qual:
+        return f"{mod}.{qual}"
+    return None
+
+
+BUILTINS = {"token_at": token_at, "tokens_at": tokens_at, "label": label, "identity": identity,
+            "constant": constant, "column": column}

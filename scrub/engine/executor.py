@@ -1,0 +1,107 @@
+"""Run a plan on a model, chunk by chunk of reference data.
+
+Per chunk: one stacked forward pass gives every plain value any role needs;
+then the plan's site evaluations run stage by stage (all evaluations of one
+stage in one adapter call); then the output. Everything stays on the model's
+device; indices are moved there once, before the loop. Memory is bounded by
+the chunk size, not by the number of reference data.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from scrub.adapters.base import OUT, Adapter, SiteRequest
+from scrub.compile.plan import Evaluated, InputExpr, Plain, Plan, Value
+from scrub.data import Dataset
+from scrub.errors import InterventionError
+
+# Rows per stacked forward pass when the caller does not choose a chunk size.
+DEFAULT_MAX_ROWS = 2048
+
+ChunkFn = Callable[[Tensor, Tensor, Tensor], None]  # (reference indices, scrubbed, model outputs)
+
+
+def chunk_size_for(plan: Plan, max_rows: int = DEFAULT_MAX_ROWS) -> int:
+    """Reference data per chunk so that the stacked plain pass has at most `max_rows` rows."""
+    n_roles = max(1, len(plan.plain_needs()))
+    return max(1, max_rows // n_roles)
+
+
+def execute(plan: Plan, adapter: Adapter, data: Dataset, roles: dict[int, Tensor], chunk: int,
+            on_chunk: ChunkFn) -> None:
+    """Compute the scrubbed output for every reference datum; hand each chunk to `on_chunk`."""
+    needs = plan.plain_needs()
+    needs.setdefault(0, set()).add((OUT, "output"))  # the model's own output on the reference data
+    stages: dict[int, list] = defaultdict(list)
+    for e in plan.evals:
+        stages[e.stage].append(e)
+    n = len(roles[0])
+    with torch.inference_mode():
+        for start in range(0, n, chunk):
+            rows = slice(start, min(start + chunk, n))
+            plain = _plain_values(adapter, data, roles, needs, rows)
+            evaluated: dict[int, Tensor] = {}
+            for stage in sorted(stages):
+                batch = stages[stage]
+                requests = [_request(adapter, data, roles, e, plain, evaluated, rows) for e in batch]
+                outputs = adapter.evaluate(requests)
+                if len(outputs) != len(batch):
+                    raise InterventionError(f"adapter returned {len(outputs)} results for {len(batch)} site evaluations")
+                for e, out, req in zip(batch, outputs, requests):
+                    expected = next(iter(req.inputs.values())).shape[:2]
+                    if out.shape[:2] != expected:
+                        raise InterventionError(f"evaluating {e.label} gave shape {tuple(out.shape)}; "
+                                                f"expected (batch, pos) = {tuple(expected)}")
+                    evaluated[e.id] = out
+            scrubbed = _value(plan.output, plain, evaluated)
+            on_chunk(roles[0][rows], scrubbed, plain[(0, OUT, "output")])
+
+
+def _plain_values(adapter, data, roles, needs, rows) -> dict:
+    """One stacked forward pass over every role that needs plain values."""
+    order = sorted(needs)
+    index = torch.cat([roles[r][rows] for r in order])
+    wants = set().union(*needs.values())
+    got = adapter.plain(data.inputs[index], wants)
+    B = rows.stop - rows.start
+    out = {}
+    for i, r in enumerate(order):
+        for what, site in needs[r]:
+            t = got[(what, site)]
+            if t is None:
+                raise InterventionError(f"the adapter returned no {what!r} value for {site!r}")
+            out[(r, what, site)] = t[i * B:(i + 1) * B]
+    return out
+
+
+def _value(v: Value, plain: dict, evaluated: dict) -> Tensor:
+    if isinstance(v, Plain):
+        return plain[(v.role, v.what, v.site)]
+    assert isinstance(v, Evaluated)
+    return evaluated[v.id]
+
+
+def _input(expr: InputExpr, plain: dict, evaluated: dict) -> Tensor:
+    x = _value(expr.base, plain, evaluated)
+    if not expr.terms:
+        return x
+    x = x.clone()
+    for t in expr.terms:
+        delta = _value(t.value, plain, evaluated) - _value(t.minus, plain, evaluated)
+        if t.positions is None:
+            x += delta
+        else:
+            pos = list(t.positions)
+            x[:, pos] += delta[:, pos]
+    return x
+
+
+def _request(adapter, data, roles, e, plain, evaluated, rows) -> SiteRequest:
+    inputs = {port: _input(expr, plain, evaluated) for port, expr in e.inputs}
+    mask = None if e.mask_role is None else data.inputs[roles[e.mask_role][rows]]
+    return SiteRequest(adapter.graph.site(e.site), inputs, mask)

@@ -1,0 +1,154 @@
+"""The engine's public entry points: compile a hypothesis, run it.
+
+    compiled = scrub.compile(model, hypothesis, data)   # validates, plans; no forward pass
+    result = scrub.run(model, hypothesis, data, seed=0)  # samples, scrubs, returns outputs + audit
+
+`run` returns plain values (a ScrubResult); metrics, reports and logging
+consume them. Metrics passed to `run` are computed chunk by chunk, so with
+`keep_outputs=False` memory stays bounded for any number of reference data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scrub.adapters import Adapter, adapt
+from scrub.compile.compiler import compile_hypothesis
+from scrub.compile.plan import Plan
+from scrub.data import Dataset
+from scrub.engine.executor import chunk_size_for, execute
+from scrub.engine.result import ScrubResult
+from scrub.engine.sampling import draw_roles, stream
+from scrub.errors import DataError, HypothesisError
+
+from hypotheses.nodes import Hypothesis
+
+Reference = Union[None, int, Sequence[int], np.ndarray, Dataset]
+MetricFn = Callable[[Tensor, Tensor, Dataset], Tensor]
+
+
+@dataclass
+class Compiled:
+    """A hypothesis checked against a model and dataset, with its plan."""
+
+    hypothesis: Hypothesis
+    adapter: Adapter
+    data: Dataset  # the pool, followed by reference data from outside it (if any)
+    n_pool: int
+    plan: Plan
+
+    def explain(self) -> str:
+        lines = [str(self.hypothesis), self.plan.summary()]
+        lines += [f"  role {r.id}: {r.label} <- {r.sampler or 'reference data'}" for r in self.plan.roles]
+        lines += [f"  eval {e.id}: {e.label}" for e in self.plan.evals]
+        return "\n".join(lines)
+
+
+def compile(model, hypothesis: Hypothesis, data: Dataset, reference: Reference = None) -> Compiled:  # noqa: A001
+    """Validate `hypothesis` against `model` and `data` and plan the scrub. Raises on any problem."""
+    if not isinstance(hypothesis, Hypothesis):
+        raise HypothesisError(f"expected a Hypothesis, got {type(hypothesis).__name__}.")
+    if not isinstance(data, Dataset):
+        raise DataError(f"expected a scrub.Dataset, got {type(data).__name__}.")
+    adapter = adapt(model)
+    combined, n_pool = data, len(data)
+    if isinstance(reference, Dataset):
+        combined = _concat(data, reference)
+    adapter.check_inputs(combined.inputs.to(adapter.device))
+    plan = compile_hypothesis(hypothesis, adapter.graph, adapter.n_positions(combined.inputs))
+    return Compiled(hypothesis, adapter, combined, n_pool, plan)
+
+
+def run(model, hypothesis: Hypothesis, data: Dataset, *, seed: int = 0, reference: Reference = None,
+        batch_size: Optional[int] = None, metrics: Optional[Mapping[str, MetricFn]] = None,
+        keep_outputs: bool = True) -> ScrubResult:
+    """Scrub `model` under `hypothesis` on `data`.
+
+    reference: which data are the reference data x0: None (all of `data`, in
+        order), an int n (n seeded draws with replacement), explicit indices,
+        or a Dataset of reference data outside the sampling pool.
+    batch_size: reference data per chunk (default: sized to the plan).
+    metrics: name -> fn(scrubbed, model_outputs, batch) giving one value per datum,
+        computed per chunk.
+    """
+    compiled = model if isinstance(model, Compiled) else compile(model, hypothesis, data, reference)
+    return run_compiled(compiled, seed=seed, reference=reference, batch_size=batch_size, metrics=metrics,
+                        keep_outputs=keep_outputs)
+
+
+def reference_indices(reference: Reference, n_pool: int, n_total: int, seed: int) -> np.ndarray:
+    if reference is None:
+        return np.arange(n_pool)
+    if isinstance(reference, Dataset):
+        return np.arange(n_pool, n_total)
+    if isinstance(reference, (int, np.integer)):
+        if reference <= 0:
+            raise DataError(f"reference={reference}: ask for at least one reference datum.")
+        return stream(seed, "reference").integers(0, n_pool, size=int(reference))
+    idx = np.asarray(reference, dtype=np.int64)
+    if idx.ndim != 1 or len(idx) == 0 or idx.min() < 0 or idx.max() >= n_pool:
+        raise DataError(f"reference indices must be a non-empty 1-d list within 0..{n_pool - 1}.")
+    return idx
+
+
+def run_compiled(compiled: Compiled, *, seed: int = 0, reference: Reference = None, batch_size: Optional[int] = None,
+                 metrics: Optional[Mapping[str, MetricFn]] = None, keep_outputs: bool = True) -> ScrubResult:
+    plan, adapter = compiled.plan, compiled.adapter
+    ref = reference_indices(reference, compiled.n_pool, len(compiled.data), seed)
+    roles_np = draw_roles(plan, compiled.data, compiled.n_pool, ref, seed)
+    device = adapter.device
+    data = compiled.data.to(device)
+    roles = {r: torch.as_tensor(v, device=device) for r, v in roles_np.items()}
+    chunk = batch_size or chunk_size_for(plan)
+    scrubbed, model_out, metric_parts = [], [], {name: [] for name in (metrics or {})}
+
+    def on_chunk(idx: Tensor, y_scrub: Tensor, y_model: Tensor) -> None:
+        if keep_outputs:
+            scrubbed.append(y_scrub)
+            model_out.append(y_model)
+        if metrics:
+            batch = data.take(idx.cpu())
+            for name, fn in metrics.items():
+                metric_parts[name].append(fn(y_scrub, y_model, batch).detach())
+
+    was_training = adapter.model.training
+    adapter.model.eval()
+    try:
+        execute(plan, adapter, data, roles, chunk, on_chunk)
+    finally:
+        adapter.model.train(was_training)
+    return ScrubResult(
+        hypothesis=compiled.hypothesis, plan=plan, seed=seed, reference=ref, roles=roles_np,
+        scrubbed=torch.cat(scrubbed) if keep_outputs else None,
+        model=torch.cat(model_out) if keep_outputs else None,
+        metrics={k: torch.cat(v) for k, v in metric_parts.items()},
+    )
+
+
+def _concat(pool: Dataset, extra: Dataset) -> Dataset:
+    """Pool followed by outside reference data, as one index space."""
+    if pool.inputs.shape[1:] != extra.inputs.shape[1:]:
+        raise DataError(f"reference data inputs have shape {tuple(extra.inputs.shape[1:])} per datum but the pool "
+                        f"has {tuple(pool.inputs.shape[1:])}.")
+
+    def cat(a, b, name):
+        if (a is None) != (b is None):
+            raise DataError(f"the pool and the reference data must both have, or both lack, column {name!r}.")
+        if a is None:
+            return None
+        if isinstance(a, Tensor):
+            return torch.cat([a, b.to(a.device)])
+        if isinstance(a, np.ndarray):
+            return np.concatenate([a, b])
+        return list(a) + list(b)
+
+    if set(pool.fields) != set(extra.fields):
+        raise DataError(f"pool fields {sorted(pool.fields)} differ from reference fields {sorted(extra.fields)}.")
+    return Dataset(cat(pool.inputs, extra.inputs, "inputs"), cat(pool.labels, extra.labels, "labels"),
+                   cat(pool.raw, extra.raw, "raw"), {k: cat(v, extra.fields[k], k) for k, v in pool.fields.items()},
+                   f"{pool.name}+{extra.name}")
