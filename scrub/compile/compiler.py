@@ -282,7 +282,7 @@ class _Compiler:
             terms = []
             for up in self.graph.upstream(site, port):
                 for positions, ms in self._classes(matches, site, port, up):
-                    key = edge_key(path_key, port, up.name, positions)
+                    key = edge_key(path_key, port, up.name)
                     if ms:
                         value = self.visit(up, ctx, ms, key)
                     else:
@@ -302,7 +302,7 @@ class _Compiler:
 
     def _mask_role(self, site: Site, ctx: Ctx, matches: frozenset, path_key: str) -> int:
         mask_site = self.graph.site("pad_mask")
-        key = edge_key(path_key, "mask", mask_site.name, None)
+        key = edge_key(path_key, "mask", mask_site.name)
         _, ms = self._classes(matches, site, "mask", mask_site)[0]
         if not ms:
             return self._edge_datum(ctx, key)

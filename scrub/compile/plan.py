@@ -116,8 +116,9 @@ class Plan:
                 f"{len(self.plain_needs())} plain passes, {len(self.evals)} site evaluations")
 
 
-def edge_key(path_key: str, port: str, up: str, positions: Optional[tuple[int, ...]]) -> str:
-    """The name of one concrete edge copy: the reader's path, the port, the upstream site.
-    Used to key independent draws, identically by the engine and the reference."""
-    pos = "" if positions is None else "@" + ",".join(map(str, positions))
-    return f"{path_key}.{port} <- {up}{pos}"
+def edge_key(path_key: str, port: str, up: str) -> str:
+    """The name of one edge copy: the reader's site path from the output, the
+    port, the upstream site (no positions: an unclaimed upstream site gets one
+    draw for all its positions). Keys independent draws; the reference test
+    builds the same names from its own concrete paths."""
+    return f"{path_key}.{port} <- {up}"

@@ -1,0 +1,382 @@
+"""The judge: a slow, deliberately plain implementation of docs' scrubbing semantics.
+
+It shares no machinery with the engine's compiler or executor:
+
+- it walks concrete paths of the treeified model at the level of single
+  positions (`output@i <- head.1.0@i (k) <- head.0.1@j ...`), one copy at a time;
+- it decides who claims a copy by matching the whole concrete path against
+  every node's path pattern with its own small recursive matcher;
+- a reader copy's input is built as the explicit sum of every upstream copy's
+  value plus the model's constant terms, never as "residual minus difference";
+- every evaluated copy is one full forward pass of the model with hooks that
+  overwrite the site's inputs.
+
+It replays the data the engine drew (`result.node_indices()`), so engine and
+reference can be compared to float tolerance. Sampling itself is judged by its
+own tests. Only for tiny models: the cost is exponential in depth.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from hypotheses.nodes import Hypothesis
+from hypotheses.paths import ANY_CHAIN, ANY_ONE
+
+
+# --- the model, seen through hooks --------------------------------------------------
+
+@dataclass(frozen=True)
+class RSite:
+    name: str
+    kind: str  # input / head / mlp / output
+    stage: int
+    layer: Optional[int] = None
+    head: Optional[int] = None
+    additive: bool = True
+
+    def ports(self, padded: bool) -> tuple:
+        if self.kind == "head":
+            return ("q", "k", "v", "mask") if padded else ("q", "k", "v")
+        return ("in",) if self.kind in ("mlp", "output") else ()
+
+
+def transformer_sites(n_layers, n_heads, has_mlp, padded):
+    sites = [RSite("embed", "input", 0), RSite("pos_embed", "input", 0)]
+    if padded:
+        sites.append(RSite("pad_mask", "input", 0, additive=False))
+    for L in range(n_layers):
+        sites += [RSite(f"head.{L}.{h}", "head", 2 * L + 1, L, h) for h in range(n_heads)]
+        if has_mlp:
+            sites.append(RSite(f"mlp.{L}", "mlp", 2 * L + 2, L))
+    sites.append(RSite("output", "output", 2 * n_layers + 1))
+    return sites
+
+
+class ScrubTransformerOps:
+    """Our own transformer: per-head input and result hooks, TransformerLens names."""
+
+    def __init__(self, model):
+        self.model = copy.deepcopy(model).eval()
+        self.model.set_use_split_qkv_input(True)
+        self.model.set_use_attn_result(True)
+        cfg = model.cfg
+        self.padded = cfg.pad_token_id is not None
+        self.last = cfg.n_layers - 1
+        self.sites = transformer_sites(cfg.n_layers, cfg.n_heads, not cfg.attn_only, self.padded)
+
+    def plain(self, tokens):
+        logits, cache = self.model.run_with_cache(tokens)
+        out = {("out", "embed"): cache["hook_embed"], ("out", "pos_embed"): cache["hook_pos_embed"],
+               ("out", "output"): logits, ("resid", "output"): cache[f"blocks.{self.last}.hook_resid_post"]}
+        for s in self.sites:
+            if s.kind == "head":
+                out[("out", s.name)] = cache[f"blocks.{s.layer}.attn.hook_result"][:, :, s.head]
+                out[("resid", s.name)] = cache[f"blocks.{s.layer}.hook_resid_pre"]
+            elif s.kind == "mlp":
+                out[("out", s.name)] = cache[f"blocks.{s.layer}.hook_mlp_out"]
+                out[("resid", s.name)] = cache[f"blocks.{s.layer}.hook_resid_mid"]
+        return out
+
+    def evaluate(self, site, inputs, mask_tokens):
+        N, P = next(iter(inputs.values())).shape[:2]
+        tokens = mask_tokens if mask_tokens is not None else torch.zeros(N, P, dtype=torch.long)
+        got = {}
+
+        def put(value, head=None):
+            def hook(act, hook):
+                act = act.clone()
+                if head is None:
+                    act[:] = value
+                else:
+                    act[:, :, head] = value
+                return act
+            return hook
+
+        def keep(act, hook):
+            got["v"] = act
+
+        if site.kind == "head":
+            L = site.layer
+            hooks = [(f"blocks.{L}.hook_{p}_input", put(inputs[p], site.head)) for p in ("q", "k", "v")]
+            hooks.append((f"blocks.{L}.attn.hook_result", keep))
+            self.model.run_with_hooks(tokens, fwd_hooks=hooks)
+            return got["v"][:, :, site.head]
+        if site.kind == "mlp":
+            self.model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{site.layer}.hook_mlp_in", put(inputs["in"])),
+                                                         (f"blocks.{site.layer}.hook_mlp_out", keep)])
+            return got["v"]
+        return self.model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{self.last}.hook_resid_post",
+                                                             put(inputs["in"]))])
+
+
+class BridgeOps:
+    """A TransformerLens 4 bridge: only full-model hooks; per-head inputs are
+    emulated with one forward pass per input (reading that head's q, k or v)
+    and one more that writes them."""
+
+    def __init__(self, model):
+        self.model = model.eval()
+        cfg = model.cfg
+        self.padded = False
+        self.sites = transformer_sites(cfg.n_layers, cfg.n_heads, not getattr(cfg, "attn_only", False), False)
+
+    def plain(self, tokens):
+        logits, cache = self.model.run_with_cache(tokens)
+        out = {("out", "embed"): cache["hook_embed"], ("out", "pos_embed"): cache["hook_pos_embed"],
+               ("out", "output"): logits, ("resid", "output"): cache["ln_final.hook_in"]}
+        for s in self.sites:
+            if s.kind == "head":
+                W_O = self.model.blocks[s.layer].attn.W_O[s.head]
+                out[("out", s.name)] = cache[f"blocks.{s.layer}.attn.hook_z"][:, :, s.head] @ W_O
+                out[("resid", s.name)] = cache[f"blocks.{s.layer}.hook_resid_pre"]
+            elif s.kind == "mlp":
+                out[("out", s.name)] = cache[f"blocks.{s.layer}.hook_mlp_out"]
+                out[("resid", s.name)] = cache[f"blocks.{s.layer}.hook_resid_mid"]
+        return out
+
+    def evaluate(self, site, inputs, mask_tokens):
+        N, P = next(iter(inputs.values())).shape[:2]
+        tokens = torch.zeros(N, P, dtype=torch.long)
+        got = {}
+
+        def put(value, head=None):
+            def hook(act, hook):
+                act = act.clone()
+                if head is None:
+                    act[:] = value
+                else:
+                    act[:, :, head] = value
+                return act
+            return hook
+
+        def keep(name):
+            def hook(act, hook):
+                got[name] = act
+            return hook
+
+        if site.kind == "head":
+            L, h = site.layer, site.head
+            for p in ("q", "k", "v"):
+                self.model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{L}.hook_resid_pre", put(inputs[p])),
+                                                             (f"blocks.{L}.attn.hook_{p}", keep(p))])
+            hooks = [(f"blocks.{L}.attn.hook_{p}", put(got[p][:, :, h], h)) for p in ("q", "k", "v")]
+            hooks.append((f"blocks.{L}.attn.hook_z", keep("z")))
+            self.model.run_with_hooks(tokens, fwd_hooks=hooks)
+            return got["z"][:, :, h] @ self.model.blocks[L].attn.W_O[h]
+        if site.kind == "mlp":
+            self.model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{site.layer}.hook_resid_mid", put(inputs["in"])),
+                                                         (f"blocks.{site.layer}.hook_mlp_out", keep("o"))])
+            return got["o"]
+        return self.model.run_with_hooks(tokens, fwd_hooks=[("ln_final.hook_in", put(inputs["in"]))])
+
+
+class AdditiveOps:
+    """out = readout(sum of coef * term(x)), computed directly."""
+
+    def __init__(self, terms, readout=None):
+        self.terms = terms  # name -> (fn, coef)
+        self.readout = readout or (lambda s: s)
+        self.padded = False
+        self.sites = [RSite(n, "input", 0) for n in terms] + [RSite("output", "output", 1)]
+
+    def _term(self, name, x):
+        fn, coef = self.terms[name]
+        v = coef * fn(x)
+        return v.reshape(v.shape[0], 1, -1)
+
+    def plain(self, x):
+        out = {("out", n): self._term(n, x) for n in self.terms}
+        out[("resid", "output")] = sum(out[("out", n)] for n in self.terms)
+        out[("out", "output")] = self.readout(out[("resid", "output")][:, 0]).reshape(len(x), 1, -1)
+        return out
+
+    def evaluate(self, site, inputs, mask_tokens):
+        x = inputs["in"]
+        return self.readout(x[:, 0]).reshape(x.shape[0], 1, -1)
+
+
+# --- the semantics -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    site: str
+    port: Optional[str]  # the input through which this copy reads the next step (None for the last)
+    pos: int
+
+
+def _hop_fits(hop, step, has_next):
+    if hop.kind == ANY_CHAIN:
+        return True
+    if hop.kind == "site" and hop.site != step.site:
+        return False
+    if hop.positions is not None and step.pos not in hop.positions:
+        return False
+    if hop.port is not None and hop.port != "in" and has_next and hop.port != step.port:
+        return False
+    return True
+
+
+def full_match(hops, path, i=0, j=0) -> bool:
+    """Does the pattern `hops[i:]` match the concrete path `path[j:]` exactly?"""
+    if i == len(hops):
+        return j == len(path)
+    hop = hops[i]
+    if hop.kind == ANY_CHAIN:  # zero sites, or this site and maybe more
+        return full_match(hops, path, i + 1, j) or (j < len(path) and full_match(hops, path, i, j + 1))
+    if j == len(path):
+        return False
+    return _hop_fits(hop, path[j], j + 1 < len(path)) and full_match(hops, path, i + 1, j + 1)
+
+
+class Reference:
+    def __init__(self, ops, hypothesis: Hypothesis, inputs: torch.Tensor, result):
+        self.ops = ops
+        self.inputs = inputs
+        self.sites = {s.name: s for s in ops.sites}
+        self.infos = hypothesis.infos()
+        self.n_pos = inputs.shape[1] if isinstance(ops, (ScrubTransformerOps, BridgeOps)) else 1
+        self.idx = result.node_indices()
+        self.ref_idx = torch.as_tensor(result.reference)
+        self.patterns = {name: [self._resolve(p) for p in info.paths] for name, info in self.infos.items()}
+        self._plain_cache = {}
+        # constant terms of each reader's input: resid - sum of upstream outputs (bias terms)
+        plain0 = self.plain(self.ref_idx)
+        self.const = {}
+        for s in ops.sites:
+            if s.kind in ("head", "mlp", "output"):
+                total = sum(plain0[("out", u.name)] for u in self.upstream(s))
+                self.const[s.name] = plain0[("resid", s.name)] - total
+
+    def _resolve(self, path):
+        hops = []
+        for h in path.hops:
+            pos = None if h.positions is None else tuple(p % self.n_pos for p in h.positions)
+            hops.append(type(h)(h.kind, h.site, h.port, pos))
+        return tuple(hops)
+
+    def upstream(self, site, port="in"):
+        if port == "mask":
+            return [self.sites["pad_mask"]]
+        return [u for u in self.ops.sites if u.additive and u.stage < site.stage]
+
+    def plain(self, idx):
+        key = tuple(idx.tolist())
+        if key not in self._plain_cache:
+            with torch.no_grad():
+                self._plain_cache[key] = self.ops.plain(self.inputs[idx])
+        return self._plain_cache[key]
+
+    def claimant(self, path):
+        owners = [n for n, pats in self.patterns.items() if any(full_match(h, path) for h in pats)]
+        assert len(owners) <= 1, f"{path} claimed by {owners}"
+        return owners[0] if owners else None
+
+    def deepest_claim(self, path):
+        for k in range(len(path), 0, -1):
+            owner = self.claimant(path[:k])
+            if owner is not None:
+                return k, owner
+        raise AssertionError("the root claims the output")
+
+    def claim_below(self, path) -> bool:
+        """Is any strict extension of this concrete path claimed by some node?"""
+        def explore(p):
+            last = p[-1]
+            site = self.sites[last.site]
+            for port in site.ports(self.ops.padded):
+                for u in self.upstream(site, port):
+                    positions = [last.pos] if port in ("q", "in") else range(self.n_pos)
+                    if port == "mask":
+                        positions = [0]
+                    for j in positions:
+                        ext = p[:-1] + (Step(last.site, port, last.pos), Step(u.name, None, j))
+                        if self.claimant(ext) is not None:
+                            return True
+                        if self._could_continue(ext) and explore(ext):
+                            return True
+            return False
+
+        return explore(path)
+
+    def _could_continue(self, path):
+        """Cheap pruning: some pattern matches a prefix of a longer path through here."""
+        for pats in self.patterns.values():
+            for hops in pats:
+                if _prefix_match(hops, path):
+                    return True
+        return False
+
+    def datum(self, owner, path, edge):
+        """The datum of an unclaimed edge below `owner`'s claim."""
+        info = self.infos[owner]
+        if type(info.node.other_inputs).__name__ == "Exact":
+            return self.idx[owner]["x"]
+        if info.policy == "shared":
+            return self.idx[owner]["other"]
+        return self.idx[owner]["other_edges"][edge]  # a missing draw is a failure, not a fallback
+
+    def site_key(self, path):
+        key = path[0].site
+        for prev, step in zip(path, path[1:]):
+            key += f".{prev.port} <- {step.site}"
+        return key
+
+    def value(self, path):
+        """Value (N, d) of the copy at the end of this concrete path."""
+        k, owner = self.deepest_claim(path)
+        last = path[-1]
+        if self.infos[owner].node.is_leaf:
+            return self.plain(torch.as_tensor(self.idx[owner]["x"]))[("out", last.site)][:, last.pos]
+        if k == len(path) or self.claim_below(path):
+            return self.evaluate(path, owner)
+        d = self.datum(owner, path, self.site_key(path))
+        return self.plain(torch.as_tensor(d))[("out", last.site)][:, last.pos]
+
+    def evaluate(self, path, owner):
+        last = path[-1]
+        site = self.sites[last.site]
+        N = len(self.ref_idx)
+        inputs, mask_tokens = {}, None
+        for port in site.ports(self.ops.padded):
+            if port == "mask":
+                mpath = path[:-1] + (Step(last.site, "mask", last.pos), Step("pad_mask", None, 0))
+                k, o = self.deepest_claim(mpath)
+                d = self.idx[o]["x"] if (k == len(mpath) and self.infos[o].node.is_leaf) else \
+                    self.datum(o, mpath, self.site_key(mpath))
+                mask_tokens = self.inputs[torch.as_tensor(d)]
+                continue
+            needed = [last.pos] if port in ("q", "in") else range(self.n_pos)
+            x = self.const[site.name].clone()
+            for j in needed:
+                for u in self.upstream(site, port):
+                    x[:, j] += self.value(path[:-1] + (Step(last.site, port, last.pos), Step(u.name, None, j)))
+            inputs[port] = x
+        with torch.no_grad():
+            out = self.ops.evaluate(site, inputs, mask_tokens)
+        return out[:, last.pos]
+
+    def run(self):
+        outs = [self.value((Step("output", None, i),)) for i in range(self.n_pos)]
+        return torch.stack(outs, dim=1)
+
+
+def _prefix_match(hops, path, i=0, j=0) -> bool:
+    """Can `hops[i:]` match `path[j:]` followed by at least one more step?"""
+    if j == len(path):
+        return i < len(hops) and not all(h.kind == ANY_CHAIN for h in hops[i:])
+    if i == len(hops):
+        return False
+    hop = hops[i]
+    if hop.kind == ANY_CHAIN:
+        return _prefix_match(hops, path, i + 1, j) or _prefix_match(hops, path, i, j + 1)
+    return _hop_fits(hop, path[j], j + 1 < len(path)) and _prefix_match(hops, path, i + 1, j + 1)
+
+
+def reference_outputs(ops, hypothesis, data, result) -> torch.Tensor:
+    """y_scrub for every reference datum, by the reference semantics."""
+    return Reference(ops, hypothesis, data.inputs, result).run()
