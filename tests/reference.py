@@ -214,7 +214,7 @@ def _hop_fits(hop, step, has_next):
         return True
     if hop.kind == "site" and hop.site != step.site:
         return False
-    if hop.positions is not None and step.pos not in hop.positions:
+    if hop.positions is not None and step.pos is not None and step.pos not in hop.positions:
         return False
     if hop.port is not None and hop.port != "in" and has_next and hop.port != step.port:
         return False
@@ -243,6 +243,11 @@ class Reference:
         self.idx = result.node_indices()
         self.ref_idx = torch.as_tensor(result.reference)
         self.patterns = {name: [self._resolve(p) for p in info.paths] for name, info in self.infos.items()}
+        # Without any '@' in the hypothesis every claim is the same at every position, so a copy's value at
+        # all positions follows one rule: walk site-level paths (pos=None, values (N, pos, d)). With positions,
+        # walk single positions (values (N, d)).
+        self.by_position = any(h.positions is not None for pats in self.patterns.values()
+                               for hops in pats for h in hops)
         self._plain_cache = {}
         # constant terms of each reader's input: resid - sum of upstream outputs (bias terms)
         plain0 = self.plain(self.ref_idx)
@@ -290,10 +295,7 @@ class Reference:
             site = self.sites[last.site]
             for port in site.ports(self.ops.padded):
                 for u in self.upstream(site, port):
-                    positions = [last.pos] if port in ("q", "in") else range(self.n_pos)
-                    if port == "mask":
-                        positions = [0]
-                    for j in positions:
+                    for j in self.read_positions(port, last.pos):
                         ext = p[:-1] + (Step(last.site, port, last.pos), Step(u.name, None, j))
                         if self.claimant(ext) is not None:
                             return True
@@ -302,6 +304,15 @@ class Reference:
             return False
 
         return explore(path)
+
+    def read_positions(self, port, pos):
+        """Positions of an upstream site that a reader copy at `pos` reads through `port`."""
+        if not self.by_position or port == "mask":
+            return [None] if not self.by_position else [0]
+        return [pos] if port in ("q", "in") else list(range(self.n_pos))
+
+    def at(self, tensor, pos):
+        return tensor if pos is None else tensor[:, pos]
 
     def _could_continue(self, path):
         """Cheap pruning: some pattern matches a prefix of a longer path through here."""
@@ -331,11 +342,11 @@ class Reference:
         k, owner = self.deepest_claim(path)
         last = path[-1]
         if self.infos[owner].node.is_leaf:
-            return self.plain(torch.as_tensor(self.idx[owner]["x"]))[("out", last.site)][:, last.pos]
+            return self.at(self.plain(torch.as_tensor(self.idx[owner]["x"]))[("out", last.site)], last.pos)
         if k == len(path) or self.claim_below(path):
             return self.evaluate(path, owner)
         d = self.datum(owner, path, self.site_key(path))
-        return self.plain(torch.as_tensor(d))[("out", last.site)][:, last.pos]
+        return self.at(self.plain(torch.as_tensor(d))[("out", last.site)], last.pos)
 
     def evaluate(self, path, owner):
         last = path[-1]
@@ -344,25 +355,30 @@ class Reference:
         inputs, mask_tokens = {}, None
         for port in site.ports(self.ops.padded):
             if port == "mask":
-                mpath = path[:-1] + (Step(last.site, "mask", last.pos), Step("pad_mask", None, 0))
+                mpath = path[:-1] + (Step(last.site, "mask", last.pos),
+                                     Step("pad_mask", None, 0 if self.by_position else None))
                 k, o = self.deepest_claim(mpath)
                 d = self.idx[o]["x"] if (k == len(mpath) and self.infos[o].node.is_leaf) else \
                     self.datum(o, mpath, self.site_key(mpath))
                 mask_tokens = self.inputs[torch.as_tensor(d)]
                 continue
-            needed = [last.pos] if port in ("q", "in") else range(self.n_pos)
             x = self.const[site.name].clone()
-            for j in needed:
+            for j in self.read_positions(port, last.pos):
                 for u in self.upstream(site, port):
-                    x[:, j] += self.value(path[:-1] + (Step(last.site, port, last.pos), Step(u.name, None, j)))
+                    v = self.value(path[:-1] + (Step(last.site, port, last.pos), Step(u.name, None, j)))
+                    if j is None:
+                        x += v
+                    else:
+                        x[:, j] += v
             inputs[port] = x
         with torch.no_grad():
             out = self.ops.evaluate(site, inputs, mask_tokens)
-        return out[:, last.pos]
+        return self.at(out, last.pos)
 
     def run(self):
-        outs = [self.value((Step("output", None, i),)) for i in range(self.n_pos)]
-        return torch.stack(outs, dim=1)
+        if not self.by_position:
+            return self.value((Step("output", None, None),))
+        return torch.stack([self.value((Step("output", None, i),)) for i in range(self.n_pos)], dim=1)
 
 
 def _prefix_match(hops, path, i=0, j=0) -> bool:

@@ -59,7 +59,8 @@ def draw_roles(plan: Plan, data: Dataset, n_pool: int, reference: np.ndarray, se
         assert role.kind == DRAW and (role.parent is None or role.parent < role.id)
         rng = stream(seed, role.key)
         if isinstance(role.sampler, Unconditional):
-            out[role.id] = rng.integers(0, n_pool, size=n)
+            # the agreement formula with one class: a constant feature draws exactly these indices
+            out[role.id] = np.minimum((rng.random(n) * n_pool).astype(np.int64), n_pool - 1)
             continue
         if not isinstance(role.sampler, Agree):
             raise SamplingError(f"role {role.label}: cannot draw with sampler {role.sampler}")
