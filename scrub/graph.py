@@ -36,7 +36,8 @@ class Site:
 class ModelGraph:
     """The sites of one model, with lookups that explain mistakes."""
 
-    def __init__(self, sites: Iterable[Site], positional: bool = True, n_layers: int = 0, n_heads: int = 0):
+    def __init__(self, sites: Iterable[Site], positional: bool = True, n_layers: int = 0, n_heads: int = 0,
+                 causal: bool = False):
         self.sites: tuple[Site, ...] = tuple(sorted(sites, key=lambda s: s.stage))
         self.by_name = {s.name: s for s in self.sites}
         if len(self.by_name) != len(self.sites):
@@ -46,6 +47,7 @@ class ModelGraph:
         self.positional = positional
         self.n_layers = n_layers
         self.n_heads = n_heads
+        self.causal = causal  # heads read key/value positions up to their own query position only
         self._upstream: dict[tuple[str, str], tuple[Site, ...]] = {}
 
     @property
@@ -104,7 +106,7 @@ class ModelGraph:
         return f"ModelGraph({len(self.sites)} sites: {', '.join(s.name for s in self.sites[:6])}, ...)"
 
 
-def transformer_graph(n_layers: int, n_heads: int, has_mlp: bool, pad_mask: bool) -> ModelGraph:
+def transformer_graph(n_layers: int, n_heads: int, has_mlp: bool, pad_mask: bool, causal: bool) -> ModelGraph:
     """Sites of a residual transformer: embeddings, heads, MLPs, output."""
     head_ports = ("q", "k", "v", "mask") if pad_mask else ("q", "k", "v")
     sites = [Site("embed", INPUT, 0, description="token embedding"),
@@ -118,4 +120,4 @@ def transformer_graph(n_layers: int, n_heads: int, has_mlp: bool, pad_mask: bool
         if has_mlp:
             sites.append(Site(f"mlp.{layer}", MLP, 2 * layer + 2, ("in",), layer))
     sites.append(Site("output", OUTPUT, 2 * n_layers + 1, ("in",), description="logits"))
-    return ModelGraph(sites, positional=True, n_layers=n_layers, n_heads=n_heads)
+    return ModelGraph(sites, positional=True, n_layers=n_layers, n_heads=n_heads, causal=causal)

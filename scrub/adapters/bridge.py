@@ -30,7 +30,9 @@ class BridgeAdapter(Adapter):
             raise AdapterError("only bridges with standard (learned) positional embeddings are supported: rotary "
                                "models have no positional-embedding site to scrub.")
         self.attn_only = bool(getattr(cfg, "attn_only", False))
-        super().__init__(model, transformer_graph(cfg.n_layers, cfg.n_heads, not self.attn_only, pad_mask=False))
+        causal = getattr(cfg, "attention_dir", "causal") != "bidirectional"
+        super().__init__(model, transformer_graph(cfg.n_layers, cfg.n_heads, not self.attn_only, pad_mask=False,
+                                                  causal=causal))
 
     def check_inputs(self, inputs: Tensor) -> None:
         if inputs.dim() != 2 or inputs.dtype not in (torch.int64, torch.int32):

@@ -31,6 +31,7 @@ class HookLayout:
     n_heads: int
     has_mlp: bool
     pad_token_id: Optional[int] = None
+    causal: bool = True
     embed: str = "hook_embed"
     pos_embed: str = "hook_pos_embed"
     resid_pre: str = "blocks.{L}.hook_resid_pre"
@@ -55,7 +56,8 @@ class HookLayout:
             raise AdapterError(f"cannot read n_layers/n_heads from {type(model).__name__}.cfg; pass "
                                "layout=HookLayout(n_layers=..., n_heads=..., has_mlp=...) to adapt().") from None
         has_mlp = not bool(getattr(cfg, "attn_only", False))
-        return cls(n_layers, n_heads, has_mlp, getattr(cfg, "pad_token_id", None))
+        causal = getattr(cfg, "attention_dir", "causal") != "bidirectional"
+        return cls(n_layers, n_heads, has_mlp, getattr(cfg, "pad_token_id", None), causal)
 
 
 class HookedAdapter(Adapter):
@@ -63,7 +65,8 @@ class HookedAdapter(Adapter):
 
     def __init__(self, model, layout: Optional[HookLayout] = None):
         layout = layout or HookLayout.from_model(model)
-        graph = transformer_graph(layout.n_layers, layout.n_heads, layout.has_mlp, layout.pad_token_id is not None)
+        graph = transformer_graph(layout.n_layers, layout.n_heads, layout.has_mlp, layout.pad_token_id is not None,
+                                  layout.causal)
         super().__init__(model, graph)
         self.layout = layout
         self._check_hooks()

@@ -26,7 +26,8 @@ class ScrubTransformerAdapter(HookedAdapter):
 
     def __init__(self, model: ScrubTransformer):
         cfg = model.cfg
-        layout = HookLayout(cfg.n_layers, cfg.n_heads, not cfg.attn_only, cfg.pad_token_id)
+        layout = HookLayout(cfg.n_layers, cfg.n_heads, not cfg.attn_only, cfg.pad_token_id,
+                            cfg.attention_dir == "causal")
         super().__init__(model, layout)
 
     # plain passes read hook_z and sites are evaluated by direct layer calls,

@@ -225,10 +225,12 @@ class _Compiler:
     def _pattern_str(self, m: Match) -> str:
         return " <- ".join(str(h) for h in self.patterns[m.pattern])
 
-    def visit(self, site: Site, ctx: Optional[Ctx], matches: frozenset, path_key: str) -> Value:
+    def visit(self, site: Site, ctx: Optional[Ctx], matches: frozenset, path_key: str,
+              positions: Optional[tuple]) -> Value:
+        """The value of a copy of `site`; only `positions` of it are read (None: all)."""
         complete = [m for m in matches if self._complete(m)]
         if not complete:
-            return self.eval_site(site, ctx, matches, path_key)
+            return self.eval_site(site, ctx, matches, path_key, positions)
         owners = sorted({m.node for m in complete})
         if len(owners) > 1:
             raise HypothesisError(f"the path {path_key!r} is claimed by two nodes, {owners[0]!r} and {owners[1]!r} "
@@ -254,42 +256,52 @@ class _Compiler:
                     if hops_extend(self.patterns[pat], parent_hops):
                         inner.add(Match(child.name, pat, len(parent_hops) - 1))
         new_ctx = Ctx(owner, info.policy, self._other_role(owner))
-        return self.eval_site(site, new_ctx, frozenset(inner), path_key)
+        return self.eval_site(site, new_ctx, frozenset(inner), path_key, positions)
 
-    def _classes(self, matches: frozenset, reader: Site, port: str, up: Site):
-        """Partition `up`'s positions by which advanced matches hold there."""
+    def _read_positions(self, port: str, positions: Optional[tuple]) -> Optional[frozenset]:
+        """Positions of an upstream site that a reader copy read at `positions` depends on."""
+        if positions is None or port == "mask":
+            return None
+        if port in ("k", "v"):  # keys and values: every position, or up to the last query under causal attention
+            return frozenset(range(max(positions) + 1)) if self.graph.causal else None
+        return frozenset(positions)  # q, MLP and output inputs: the reader's own positions
+
+    def _classes(self, matches: frozenset, reader: Site, port: str, up: Site, positions: Optional[tuple]):
+        """Partition `up`'s read positions by which advanced matches hold there.
+        Returns (positions or None for all, matches) pairs; unread positions get no matches."""
         advanced = [a for m in matches for a in self._advance(m, reader, port, up)]
+        read = self._read_positions(port, positions)
         if not advanced:
             return [(None, frozenset())]
-        if all(pos is None for _, pos in advanced):
+        if read is None and all(pos is None for _, pos in advanced):
             return [(None, frozenset(m for m, _ in advanced))]
         groups: dict[frozenset, list[int]] = {}
         for j in range(self.n_pos):
-            here = frozenset(m for m, pos in advanced if pos is None or j in pos)
+            here = frozenset(m for m, pos in advanced if (pos is None or j in pos) and (read is None or j in read))
             groups.setdefault(here, []).append(j)
         return [(tuple(js), ms) for ms, js in groups.items()]
 
-    def eval_site(self, site: Site, ctx: Ctx, matches: frozenset, path_key: str) -> Value:
-        memo_key = (site.name, ctx, matches, path_key if ctx.policy == "independent" else None)
+    def eval_site(self, site: Site, ctx: Ctx, matches: frozenset, path_key: str, positions: Optional[tuple]) -> Value:
+        memo_key = (site.name, ctx, matches, path_key if ctx.policy == "independent" else None, positions)
         if memo_key in self.memo:
             return self.memo[memo_key]
         inputs = []
         mask_role = None
         for port in site.ports:
             if port == "mask":
-                mask_role = self._mask_role(site, ctx, matches, path_key)
+                mask_role = self._mask_role(site, ctx, matches, path_key, positions)
                 continue
             terms = []
             for up in self.graph.upstream(site, port):
-                for positions, ms in self._classes(matches, site, port, up):
+                for up_positions, ms in self._classes(matches, site, port, up, positions):
                     key = edge_key(path_key, port, up.name)
                     if ms:
-                        value = self.visit(up, ctx, ms, key)
+                        value = self.visit(up, ctx, ms, key, up_positions)
                     else:
                         value = Plain("out", up.name, self._edge_datum(ctx, key))
                     minus = Plain("out", up.name, ctx.base_role)
                     if value != minus:
-                        terms.append(Term(value, minus, positions))
+                        terms.append(Term(value, minus, up_positions))
             inputs.append((port, InputExpr(Plain("resid", site.name, ctx.base_role), tuple(terms))))
         content = (site.name, tuple(inputs), mask_role)
         if content not in self.eval_by_content:
@@ -300,13 +312,13 @@ class _Compiler:
         self.memo[memo_key] = self.eval_by_content[content]
         return self.memo[memo_key]
 
-    def _mask_role(self, site: Site, ctx: Ctx, matches: frozenset, path_key: str) -> int:
+    def _mask_role(self, site: Site, ctx: Ctx, matches: frozenset, path_key: str, positions) -> int:
         mask_site = self.graph.site("pad_mask")
         key = edge_key(path_key, "mask", mask_site.name)
-        _, ms = self._classes(matches, site, "mask", mask_site)[0]
+        _, ms = self._classes(matches, site, "mask", mask_site, positions)[0]
         if not ms:
             return self._edge_datum(ctx, key)
-        value = self.visit(mask_site, ctx, ms, key)
+        value = self.visit(mask_site, ctx, ms, key, None)
         assert isinstance(value, Plain)  # an input site can only be claimed by a leaf
         return value.role
 
@@ -318,7 +330,7 @@ class _Compiler:
         root = self.h.root.name
         root_path = self.infos[root].paths[0]
         start = frozenset({Match(root, self.pattern_of[(root, root_path)], 0)})
-        output = self.visit(self.graph.output, None, start, "output")
+        output = self.visit(self.graph.output, None, start, "output", None)
         unreached = [n for n in self.infos if n not in self.claimed]
         if unreached:
             n = unreached[0]
