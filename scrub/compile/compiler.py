@@ -291,7 +291,7 @@ class _Compiler:
             if port == "mask":
                 mask_role = self._mask_role(site, ctx, matches, path_key, positions)
                 continue
-            terms = []
+            parts = []  # (upstream site, positions, value)
             for up in self.graph.upstream(site, port):
                 for up_positions, ms in self._classes(matches, site, port, up, positions):
                     key = edge_key(path_key, port, up.name)
@@ -299,10 +299,8 @@ class _Compiler:
                         value = self.visit(up, ctx, ms, key, up_positions)
                     else:
                         value = Plain("out", up.name, self._edge_datum(ctx, key))
-                    minus = Plain("out", up.name, ctx.base_role)
-                    if value != minus:
-                        terms.append(Term(value, minus, up_positions))
-            inputs.append((port, InputExpr(Plain("resid", site.name, ctx.base_role), tuple(terms))))
+                    parts.append((up, up_positions, value))
+            inputs.append((port, self._input_expr(site, parts, ctx.base_role)))
         content = (site.name, tuple(inputs), mask_role)
         if content not in self.eval_by_content:
             eid = len(self.evals)
@@ -311,6 +309,18 @@ class _Compiler:
             self.eval_by_content[content] = Evaluated(eid)
         self.memo[memo_key] = self.eval_by_content[content]
         return self.memo[memo_key]
+
+    def _input_expr(self, site: Site, parts, default_role: int) -> InputExpr:
+        """resid(site, base) + sum of (value - plain(u, base)) holds for any base datum: pick the base
+        that most upstream values are plain on, so inputs that are mostly one datum cost few terms."""
+        votes: dict[int, int] = {}
+        for _, positions, value in parts:
+            if isinstance(value, Plain) and positions is None:
+                votes[value.role] = votes.get(value.role, 0) + 1
+        base = max(votes, key=lambda r: (votes[r], r == default_role)) if votes else default_role
+        terms = tuple(Term(value, Plain("out", up.name, base), positions) for up, positions, value in parts
+                      if value != Plain("out", up.name, base))
+        return InputExpr(Plain("resid", site.name, base), terms)
 
     def _mask_role(self, site: Site, ctx: Ctx, matches: frozenset, path_key: str, positions) -> int:
         mask_site = self.graph.site("pad_mask")

@@ -97,6 +97,8 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()
 
     def forward(self, x: Tensor) -> Tensor:
+        if not (self.hook_scale._forward_hooks or self.hook_normalized._forward_hooks):
+            return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)  # fast path: nobody is watching
         x = x - x.mean(-1, keepdim=True)
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
         return self.hook_normalized(x / scale) * self.w + self.b

@@ -1,0 +1,22 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test`.
+# Both create .venv on first use. torch is installed first, pinned to the CPU
+# wheel this environment carries; an unpinned torch would pull CUDA builds.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/scrub-installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: demo test install
+install: $(BIN)/scrub-installed
+
+demo: $(BIN)/scrub-installed
+	$(BIN)/python scripts/demo.py
+
+test: $(BIN)/scrub-installed
+	$(BIN)/python -m pytest tests -q
