@@ -33,20 +33,22 @@ class Feature:
     ref: Optional[str] = None
     args: tuple = ()
 
-    def values(self, dataset) -> np.ndarray:
-        """One class id per datum: equal ids exactly where the feature values are equal."""
+    def raw_values(self, dataset) -> Any:
+        """The feature's own values, one per datum (a tensor, array or list)."""
         try:
             if self.per_datum:
                 col = dataset.column(self.column)
-                raw = [self.fn(item) for item in (col.tolist() if torch.is_tensor(col) else col)]
-            else:
-                raw = self.fn(dataset)
+                return [self.fn(item) for item in (col.tolist() if torch.is_tensor(col) else col)]
+            return self.fn(dataset)
         except DataError:
             raise
         except Exception as exc:  # a user function failed: say which feature, keep the cause
             raise DataError(f"feature {self.name!r} failed on dataset {dataset.name!r}: "
                             f"{type(exc).__name__}: {exc}") from exc
-        return class_ids(raw, len(dataset), self.name)
+
+    def values(self, dataset) -> np.ndarray:
+        """One class id per datum: equal ids exactly where the feature values are equal."""
+        return class_ids(self.raw_values(dataset), len(dataset), self.name)
 
     def __str__(self) -> str:
         return self.name

@@ -10,16 +10,28 @@ from __future__ import annotations
 from torch import Tensor
 
 
-def _mean_over(values: Tensor, weights: Tensor) -> Tensor:
-    return (values * weights).sum(-1) / weights.sum(-1).clamp_min(1e-12)
+def _weighted(fn):
+    """Apply a per-position distance only where some datum's weight is non-zero, then average
+    per datum with the weights: positions no loss reads cost nothing."""
+    def wrapped(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:
+        used = (weights != 0).any(0)
+        per_pos = fn(a[:, used].float(), b[:, used].float())  # (N, used positions)
+        w = weights[:, used]
+        return (per_pos * w).sum(-1) / w.sum(-1).clamp_min(1e-12)
+    wrapped.__name__ = fn.__name__
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
 
 
-def kl_divergence(p_logits: Tensor, q_logits: Tensor, weights: Tensor) -> Tensor:
+def _kl(p_logits: Tensor, q_logits: Tensor) -> Tensor:
+    lp, lq = p_logits.log_softmax(-1), q_logits.log_softmax(-1)
+    return (lp.exp() * (lp - lq)).sum(-1).clamp_min(0.0)
+
+
+@_weighted
+def kl_divergence(p_logits: Tensor, q_logits: Tensor) -> Tensor:
     """KL(p || q) per datum, from logits `(N, pos, out)`."""
-    lp = p_logits.float().log_softmax(-1)
-    lq = q_logits.float().log_softmax(-1)
-    kl = (lp.exp() * (lp - lq)).sum(-1).clamp_min(0.0)
-    return _mean_over(kl, weights)
+    return _kl(p_logits, q_logits)
 
 
 def kl_model_to_scrub(scrubbed: Tensor, model: Tensor, weights: Tensor) -> Tensor:
@@ -32,14 +44,16 @@ def kl_scrub_to_model(scrubbed: Tensor, model: Tensor, weights: Tensor) -> Tenso
     return kl_divergence(scrubbed, model, weights)
 
 
-def l2_logits(scrubbed: Tensor, model: Tensor, weights: Tensor) -> Tensor:
+@_weighted
+def l2_logits(scrubbed: Tensor, model: Tensor) -> Tensor:
     """Euclidean distance of the logit vectors (raw outputs for regression)."""
-    return _mean_over((scrubbed.float() - model.float()).norm(dim=-1), weights)
+    return (scrubbed - model).norm(dim=-1)
 
 
-def l2_probs(scrubbed: Tensor, model: Tensor, weights: Tensor) -> Tensor:
+@_weighted
+def l2_probs(scrubbed: Tensor, model: Tensor) -> Tensor:
     """Euclidean distance of the output distributions."""
-    return _mean_over((scrubbed.float().softmax(-1) - model.float().softmax(-1)).norm(dim=-1), weights)
+    return (scrubbed.softmax(-1) - model.softmax(-1)).norm(dim=-1)
 
 
 DISTANCES = {"kl": kl_model_to_scrub, "kl_reverse": kl_scrub_to_model, "l2_logits": l2_logits, "l2_probs": l2_probs}

@@ -1,12 +1,13 @@
-"""Evaluate a hypothesis: scrub it, run the baselines, collect per-datum values.
+"""Evaluate hypotheses: scrub them with the baselines, collect per-datum values.
 
     ev = evaluate(model, hypothesis, data, NextTokenLoss(), seeds=(0, 1))
-    ev.summary()   # expected loss, baselines, loss recovered, distances
+    ev.summary()                 # point values: expected loss, baselines, loss recovered, distances
+    ev.estimate("loss_recovered")  # with bootstrap intervals over data and over seeds
 
-Everything is kept per (seed, reference datum) so that statistics (means,
-confidence intervals, datum-level checks) are computed later from the same
-numbers. The random baseline is the hypothesis whose only node is a root with
-the unconditional sampler, run on the same reference data and seeds.
+Hypotheses and the random baseline (the hypothesis whose only node is a root
+with the unconditional sampler) run as one merged plan per seed, so they share
+their draws and the plain forward passes. Everything is kept per (seed,
+reference datum); statistics are computed from those same numbers.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from torch import Tensor
 
 import scrub
 from scrub.data import Dataset
-from scrub.engine.run import run_compiled
+from scrub.engine.run import compile_many, run_compiled
 
 from hypotheses.nodes import Hypothesis, Node
 from hypotheses.samplers import Unconditional
 
-from metrics.distances import DISTANCES
 from metrics.losses import MSELoss
+from metrics.protocol import as_metrics
+from metrics.stats import Estimate, estimate
 
 
 def random_baseline() -> Hypothesis:
@@ -42,36 +44,6 @@ def default_distances(loss) -> tuple[str, ...]:
     return ("l2_logits",) if isinstance(loss, MSELoss) else ("kl", "kl_reverse", "l2_logits", "l2_probs")
 
 
-@dataclass
-class Evaluation:
-    """Per-(seed, datum) values of one hypothesis. Tensors are `(n_seeds, N)` on the CPU."""
-
-    hypothesis: Hypothesis
-    loss_name: str
-    seeds: tuple[int, ...]
-    scrub_loss: Tensor
-    model_loss: Tensor
-    random_loss: Tensor
-    distances: dict[str, Tensor] = field(default_factory=dict)
-    results: list = field(default_factory=list)  # ScrubResult per seed (audit trail, outputs dropped)
-
-    @property
-    def name(self) -> str:
-        return self.hypothesis.name
-
-    def loss_recovered(self) -> float:
-        return loss_recovered(self.random_loss.mean().item(), self.scrub_loss.mean().item(),
-                              self.model_loss.mean().item())
-
-    def summary(self) -> dict:
-        out = {"hypothesis": self.name, "loss": self.loss_name, "n_reference": self.scrub_loss.shape[1],
-               "n_seeds": len(self.seeds), "expected_loss": self.scrub_loss.mean().item(),
-               "model_loss": self.model_loss.mean().item(), "random_loss": self.random_loss.mean().item(),
-               "loss_recovered": self.loss_recovered()}
-        out.update({name: v.mean().item() for name, v in self.distances.items()})
-        return out
-
-
 def loss_recovered(random_loss: float, scrub_loss: float, model_loss: float) -> float:
     """(L_random - L_scrub) / (L_random - L_model), reported as it is (never clipped).
 
@@ -83,42 +55,117 @@ def loss_recovered(random_loss: float, scrub_loss: float, model_loss: float) -> 
     return (random_loss - scrub_loss) / gap
 
 
-def evaluate(model, hypothesis: Hypothesis, data: Dataset, loss, *, seeds: Sequence[int] = (0,),
-             reference=None, distances: Optional[Sequence[str]] = None, batch_size: Optional[int] = None,
-             random_loss: Optional[Tensor] = None) -> Evaluation:
-    """Scrub `hypothesis` for each seed and compute losses, baselines and distances per datum.
+@dataclass
+class Evaluation:
+    """Per-(seed, datum) values of one hypothesis; tensors `(n_seeds, N)` on the CPU.
 
-    `random_loss` `(n_seeds, N)` may be passed to reuse a baseline computed once
-    for several hypotheses (same data, reference and seeds)."""
-    names = tuple(distances) if distances is not None else default_distances(loss)
-    unknown = [d for d in names if d not in DISTANCES]
-    if unknown:
-        raise scrub.MetricError(f"unknown distance(s) {unknown}; choose from {sorted(DISTANCES)}.")
-    adapter = scrub.adapt(model)
-    compiled = scrub.compile(adapter, hypothesis, data, reference)
-    per = {k: [] for k in ("scrub", "model", "random", *names)}
-    results = []
-    for seed in seeds:
-        res = run_compiled(compiled, seed=seed, reference=reference, batch_size=batch_size,
-                                            metrics=_metric_fns(loss, names), keep_outputs=False)
-        results.append(res)
-        for k in ("scrub", "model", *names):
-            per[k].append(res.metrics[k].cpu())
-    if random_loss is None:
-        base = scrub.compile(adapter, random_baseline(), data, reference)
-        for seed in seeds:
-            res = run_compiled(base, seed=seed, reference=reference, batch_size=batch_size,
-                                                metrics={"random": _metric_fns(loss, ())["scrub"]},
-                                                keep_outputs=False)
-            per["random"].append(res.metrics["random"].cpu())
-        random_loss = torch.stack(per["random"])
-    return Evaluation(hypothesis, loss.name, tuple(seeds), torch.stack(per["scrub"]), torch.stack(per["model"]),
-                      random_loss, {d: torch.stack(per[d]) for d in names}, results)
+    scrubbed / model / random: output metrics ("loss" and any others) on the
+    scrubbed outputs, the model's own outputs and the random baseline's.
+    comparisons: comparison metrics (distances, agreement) of the scrubbed
+    outputs against the model's; random_comparisons: the same for the random
+    baseline (the scale of "everything resampled")."""
+
+    hypothesis: Hypothesis
+    loss_name: str
+    seeds: tuple[int, ...]
+    scrubbed: dict[str, Tensor]
+    model: dict[str, Tensor]
+    random: dict[str, Tensor]
+    comparisons: dict[str, Tensor] = field(default_factory=dict)
+    random_comparisons: dict[str, Tensor] = field(default_factory=dict)
+    results: list = field(default_factory=list)  # ScrubResult per seed (audit trail, outputs dropped)
+
+    @property
+    def name(self) -> str:
+        return self.hypothesis.name
+
+    @property
+    def scrub_loss(self) -> Tensor:
+        return self.scrubbed["loss"]
+
+    @property
+    def model_loss(self) -> Tensor:
+        return self.model["loss"]
+
+    @property
+    def random_loss(self) -> Tensor:
+        return self.random["loss"]
+
+    @property
+    def distances(self) -> dict[str, Tensor]:
+        return self.comparisons
+
+    def loss_recovered(self) -> float:
+        return loss_recovered(self.random_loss.mean().item(), self.scrub_loss.mean().item(),
+                              self.model_loss.mean().item())
+
+    def estimate(self, name: str, **kw) -> Estimate:
+        """An Estimate for: 'loss_recovered', 'expected_loss', 'model_loss', 'random_loss', a comparison
+        metric's name, an output metric's name (its scrubbed value) or '<metric>_recovered'."""
+        if name in ("loss_recovered",) or name.endswith("_recovered"):
+            metric = "loss" if name == "loss_recovered" else name[: -len("_recovered")]
+            arrays = [self.random[metric], self.scrubbed[metric], self.model[metric]]
+            return estimate(arrays, loss_recovered, **kw)
+        table = {"expected_loss": self.scrub_loss, "model_loss": self.model_loss, "random_loss": self.random_loss,
+                 **self.comparisons, **{k: v for k, v in self.scrubbed.items() if k != "loss"}}
+        if name not in table:
+            raise scrub.MetricError(f"no metric {name!r} in this evaluation; it has {sorted(table)}.")
+        return estimate([table[name]], **kw)
+
+    def estimates(self) -> dict[str, Estimate]:
+        names = ["loss_recovered", "expected_loss", "model_loss", "random_loss", *self.comparisons]
+        for k in self.scrubbed:
+            if k != "loss":
+                names += [k, f"{k}_recovered"]
+        return {n: self.estimate(n) for n in names}
+
+    def summary(self) -> dict:
+        out = {"hypothesis": self.name, "loss": self.loss_name, "n_reference": self.scrub_loss.shape[1],
+               "n_seeds": len(self.seeds), "expected_loss": self.scrub_loss.mean().item(),
+               "model_loss": self.model_loss.mean().item(), "random_loss": self.random_loss.mean().item(),
+               "loss_recovered": self.loss_recovered()}
+        out.update({name: v.mean().item() for name, v in self.comparisons.items()})
+        out.update({f"random_{name}": v.mean().item() for name, v in self.random_comparisons.items()})
+        for k, v in self.scrubbed.items():
+            if k != "loss":
+                out[k] = v.mean().item()
+                out[f"{k}_recovered"] = loss_recovered(self.random[k].mean().item(), v.mean().item(),
+                                                       self.model[k].mean().item())
+        return out
 
 
-def _metric_fns(loss, names):
-    """Chunk-wise metric functions for `scrub.run`: (scrubbed, model outputs, batch) -> per datum."""
-    fns = {"scrub": lambda ys, ym, b: loss(ys, b), "model": lambda ys, ym, b: loss(ym, b)}
-    for d in names:
-        fns[d] = (lambda dist: lambda ys, ym, b: dist(ys, ym, loss.position_weights(b, ys.shape[1])))(DISTANCES[d])
-    return fns
+def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, *, seeds: Sequence[int] = (0,),
+                  reference=None, metrics: Optional[Sequence] = None, distances: Optional[Sequence[str]] = None,
+                  batch_size: Optional[int] = None) -> list[Evaluation]:
+    """Evaluate several hypotheses against one model, data, loss and seeds, in one batched run per seed.
+
+    metrics: extra OutputMetric / ComparisonMetric objects (or distance names).
+    distances: built-in distances to report (default: KL both ways and L2 for
+        classifiers and language models, L2 of outputs for MSE)."""
+    dist_names = tuple(distances) if distances is not None else default_distances(loss)
+    outputs, comparisons = as_metrics(list(dist_names) + list(metrics or ()), loss)
+    hypotheses = list(hypotheses)
+    compiled = compile_many(model, hypotheses + [random_baseline()], data, reference)
+    fns = {"loss": lambda ys, ym, b: loss(ys, b), "model:loss": lambda ys, ym, b: loss(ym, b)}
+    for m in outputs:
+        fns[m.name] = (lambda m: lambda ys, ym, b: m(ys, b))(m)
+        fns[f"model:{m.name}"] = (lambda m: lambda ys, ym, b: m(ym, b))(m)
+    for c in comparisons:
+        fns[c.name] = c
+    per_seed = [run_compiled(compiled, seed=seed, batch_size=batch_size, metrics=fns, keep_outputs=False)
+                for seed in seeds]
+    out_names = ["loss"] + [m.name for m in outputs]
+    stack = lambda k, name: torch.stack([runs[k].metrics[name].cpu() for runs in per_seed])  # noqa: E731
+    rnd = len(hypotheses)
+    random_vals = {n: stack(rnd, n) for n in out_names}
+    random_cmp = {c.name: stack(rnd, c.name) for c in comparisons}
+    model_vals = {n: stack(0, f"model:{n}") for n in out_names}
+    return [Evaluation(h, loss.name, tuple(seeds), {n: stack(k, n) for n in out_names}, model_vals, random_vals,
+                       {c.name: stack(k, c.name) for c in comparisons}, random_cmp,
+                       [runs[k] for runs in per_seed])
+            for k, h in enumerate(hypotheses)]
+
+
+def evaluate(model, hypothesis: Hypothesis, data: Dataset, loss, **kw) -> Evaluation:
+    """Evaluate one hypothesis (see `evaluate_many`)."""
+    return evaluate_many(model, [hypothesis], data, loss, **kw)[0]

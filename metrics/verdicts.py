@@ -1,30 +1,125 @@
-"""Verdicts: a stated rule turning an evaluation into plain words.
+"""Verdicts: a stated rule, with flags beside it.
 
-Default rule: a hypothesis survives when it recovers at least 90% of the loss
-and its output stays within KL(model || scrubbed) <= 0.1 nats on average.
-Both thresholds are settings of `VerdictRule`.
+The rule (`VerdictRule`, every threshold a setting):
+
+- a hypothesis **survives** when the lower confidence bound of its loss
+  recovered is at least `min_loss_recovered` (default 0.9) and the upper bound
+  of its output distance (default KL(model || scrubbed); L2 for regression) is
+  at most `max_distance_fraction` (default 0.1) of the random baseline's
+  distance, the distance when everything is resampled;
+- otherwise it is **rejected**, with the reasons.
+
+Flags, beside the verdict:
+
+- *loss preserved but function changed*: loss recovered clears the bar but the
+  output distance does not (the sin-vs-cos failure: right loss, other function);
+- *above 100%*: the lower bound of loss recovered exceeds 1, the scrubbed model
+  beats the model itself (a sign the metric is being gamed);
+- *datum-level cancellation*: the mean change of per-datum loss is small while
+  many data got much worse and many much better (see `datum_cancellation`);
+- *no loss to recover*: the random baseline is no worse than the model.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metrics.stats import Estimate
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # "survives" or "rejected"
+    loss_ok: bool = False
+    distance_ok: bool = False
+    reasons: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    loss_recovered: Estimate | None = None
+    distance: Estimate | None = None
+
+    @property
+    def survives(self) -> bool:
+        return self.status == "survives"
+
+    def __str__(self) -> str:
+        text = self.status if not self.reasons else f"{self.status}: " + "; ".join(self.reasons)
+        if self.flags:
+            text += " [" + "; ".join(self.flags) + "]"
+        return text
+
+
+@dataclass(frozen=True)
+class DatumCancellation:
+    """Thresholds for the datum-level cancellation flag, as fractions of the loss gap
+    (L_random - L_model): flag when the mean absolute per-datum change is at least
+    `min_spread` of the gap, the mean change at most `max_shift` of the mean absolute
+    change, and at least `min_share` of data moved by more than `move` of the gap in
+    each direction."""
+
+    min_spread: float = 0.2
+    max_shift: float = 0.25
+    min_share: float = 0.1
+    move: float = 0.1
+
+    def check(self, scrub_loss, model_loss, random_loss) -> str | None:
+        scrub_loss, model_loss, random_loss = (np.asarray(a.cpu() if hasattr(a, "cpu") else a, dtype=float)
+                                               for a in (scrub_loss, model_loss, random_loss))
+        delta = scrub_loss.mean(0) - model_loss.mean(0)  # per datum, averaged over seeds
+        gap = float(random_loss.mean() - model_loss.mean())
+        if not gap > 0:
+            return None
+        spread, shift = float(np.abs(delta).mean()), float(abs(delta.mean()))
+        worse, better = float((delta > self.move * gap).mean()), float((delta < -self.move * gap).mean())
+        if spread >= self.min_spread * gap and shift <= self.max_shift * spread and \
+                worse >= self.min_share and better >= self.min_share:
+            return (f"datum-level cancellation: mean change {delta.mean():+.3g} but mean absolute change "
+                    f"{spread:.3g}; {worse:.0%} of data got worse, {better:.0%} better")
+        return None
 
 
 @dataclass(frozen=True)
 class VerdictRule:
     min_loss_recovered: float = 0.9
-    max_distance: float = 0.1
-    distance: str = "kl"
+    max_distance_fraction: float = 0.1
+    distance: str | None = None  # default: "kl" when present, else "l2_logits"
+    datum_check: DatumCancellation = field(default_factory=DatumCancellation)
 
-    def judge(self, summary: dict) -> str:
-        lr = summary["loss_recovered"]
-        if math.isnan(lr):
-            return "undefined: the model does no better than the random baseline"
-        dist = summary.get(self.distance)
-        if lr < self.min_loss_recovered:
-            return f"rejected: recovers {lr:.0%} of the loss (needs {self.min_loss_recovered:.0%})"
-        if dist is not None and dist > self.max_distance:
-            return (f"flagged: loss preserved but function changed ({self.distance} {dist:.3g} > "
-                    f"{self.max_distance:g})")
-        return "survives"
+    def describe(self) -> str:
+        return (f"survives if the lower 95% bound of loss recovered >= {self.min_loss_recovered:.0%} and the upper "
+                f"bound of the output distance <= {self.max_distance_fraction:.0%} of the random baseline's")
+
+    def judge(self, ev) -> Verdict:
+        """The verdict for an Evaluation."""
+        name = self.distance or ("kl" if "kl" in ev.comparisons else "l2_logits")
+        lr = ev.estimate("loss_recovered")
+        dist = ev.estimate(name) if name in ev.comparisons else None
+        random_dist = float(ev.random_comparisons[name].mean()) if name in ev.random_comparisons else None
+        reasons, flags = [], []
+        gap = float(ev.random_loss.mean() - ev.model_loss.mean())
+        if not gap > 0 or math.isnan(lr.value):
+            return Verdict("rejected", False, False, ("no loss to recover: the random baseline is no worse than "
+                                                      "the model",), ("no loss to recover",), lr, dist)
+        loss_ok = lr.low >= self.min_loss_recovered
+        if not loss_ok:
+            reasons.append(f"recovers {lr.value:.1%} of the loss (lower bound {lr.low:.1%} < "
+                           f"{self.min_loss_recovered:.0%})")
+        dist_ok = True
+        if dist is not None and random_dist is not None:
+            tol = self.max_distance_fraction * random_dist
+            dist_ok = dist.high <= tol
+            if not dist_ok:
+                reasons.append(f"output {name} {dist.value:.3g} (upper bound {dist.high:.3g}) exceeds "
+                               f"{self.max_distance_fraction:.0%} of the random baseline's {random_dist:.3g}")
+                if loss_ok:
+                    flags.append("loss preserved but function changed")
+        if lr.low > 1:
+            flags.append(f"above 100%: loss recovered {lr.value:.1%} (lower bound {lr.low:.1%}); the scrubbed "
+                         "model beats the model itself, a sign the metric is being gamed")
+        datum = self.datum_check.check(ev.scrub_loss, ev.model_loss, ev.random_loss)
+        if datum:
+            flags.append(datum)
+        return Verdict("survives" if loss_ok and dist_ok else "rejected", loss_ok, dist_ok, tuple(reasons),
+                       tuple(flags), lr, dist)

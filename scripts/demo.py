@@ -16,7 +16,7 @@ import torch
 from scrub.bundled import induction
 from scrub.report import format_table
 from hypotheses.bundled import induction as hyps
-from metrics import NextTokenLoss, VerdictRule, evaluate
+from metrics import NextTokenLoss, VerdictRule, evaluate_many
 
 
 def main() -> None:
@@ -34,17 +34,16 @@ def main() -> None:
     print(f"model: bundled induction model, heads {induction.heads()}")
     print(f"data: {args.n} fresh sequences, loss at induction positions, seeds {list(seeds)}\n")
 
-    rows, random_loss = [], None
     start = time.time()
-    for make in hyps.ALL:
-        ev = evaluate(model, make(), data, loss, seeds=seeds, random_loss=random_loss)
-        random_loss = ev.random_loss  # one random baseline for all hypotheses
-        s = ev.summary()
-        rows.append([s["hypothesis"], f"{s['loss_recovered']:.1%}", s["kl"], rule.judge(s)])
-    print(format_table(rows, ["hypothesis", "loss recovered", "KL(model||scrub)", "verdict"]))
-    print(f"\nmodel loss {s['model_loss']:.3f}, random baseline {s['random_loss']:.3f} nats; "
-          f"rule: survive if loss recovered >= {rule.min_loss_recovered:.0%} and KL <= {rule.max_distance}. "
-          f"({time.time() - start:.0f}s)")
+    evaluations = evaluate_many(model, [make() for make in hyps.ALL], data, loss, seeds=seeds)  # one batched run
+    rows = []
+    for ev in evaluations:
+        verdict = rule.judge(ev)
+        rows.append([ev.name, ev.estimate("loss_recovered").percent(), str(ev.estimate("kl")), str(verdict)])
+    s = evaluations[0].summary()
+    print(format_table(rows, ["hypothesis", "loss recovered [95% CI]", "KL(model||scrub) [95% CI]", "verdict"]))
+    print(f"\nmodel loss {s['model_loss']:.3f}, random baseline {s['random_loss']:.3f} nats "
+          f"(random baseline KL {s['random_kl']:.3f}); rule: {rule.describe()}. ({time.time() - start:.0f}s)")
 
 
 if __name__ == "__main__":

@@ -69,13 +69,16 @@ def train(steps: int, seed: int, batch_size: int, lr: float, log_every: int) -> 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=paren.CHECKPOINT)
-    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--steps", type=int, default=3500)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--eval-n", type=int, default=20000, help="rows per evaluation set")
     ap.add_argument("--log-every", type=int, default=250)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads; 1 is fastest for this tiny model and safe on a shared machine")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     t0 = time.time()
     model, info = train(args.steps, args.seed, args.batch_size, args.lr, args.log_every)

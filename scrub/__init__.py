@@ -15,11 +15,11 @@ from scrub.data import Dataset
 from scrub.graph import ModelGraph, Site
 from scrub.adapters import Adapter, HookLayout, adapt, additive, list_sites
 from scrub.models.transformer import ScrubTransformer, TransformerConfig, load_checkpoint, save_checkpoint
-from scrub.engine.run import Compiled, compile, run
+from scrub.engine.run import Compiled, compile, compile_many, run, run_compiled, run_many
 from scrub.engine.result import ScrubResult
 
 __all__ = [
-    "run", "compile", "Compiled", "ScrubResult", "Dataset",
+    "run", "run_many", "compile", "compile_many", "run_compiled", "Compiled", "ScrubResult", "Dataset",
     "adapt", "additive", "list_sites", "Adapter", "HookLayout", "ModelGraph", "Site",
     "ScrubTransformer", "TransformerConfig", "load_checkpoint", "save_checkpoint",
     "ScrubError", "HypothesisError", "SiteError", "SamplingError", "DataError", "AdapterError",

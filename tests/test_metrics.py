@@ -74,3 +74,38 @@ def test_loss_recovered_is_reported_as_it_is():
     assert loss_recovered(4.0, 5.0, 0.0) == pytest.approx(-0.25)  # worse than random: negative, not clipped
     assert loss_recovered(4.0, -1.0, 0.0) == pytest.approx(1.25)  # better than the model: above 1
     assert math.isnan(loss_recovered(2.0, 1.0, 2.0))  # nothing to recover
+
+
+def test_accuracy_logit_diff_and_agreement_by_hand():
+    from metrics import accuracy, agreement, logit_diff
+
+    out = torch.tensor([[[0.0, 2.0, 1.0]], [[3.0, 0.0, 1.0]]])  # 2 data, 1 position, 3 classes
+    model = torch.tensor([[[0.0, 2.0, 1.0]], [[0.0, 0.0, 1.0]]])
+    batch = Dataset(torch.zeros(2, 1, dtype=torch.long), labels=torch.tensor([1, 2]),
+                    fields={"right": torch.tensor([1, 2]), "wrong": torch.tensor([2, 0])})
+    assert accuracy(0)(out, batch).tolist() == [1.0, 0.0]
+    assert logit_diff(1, 2, position=0)(out, batch).tolist() == [1.0, -1.0]
+    assert logit_diff("right", "wrong", position=0)(out, batch).tolist() == [1.0, -2.0]
+    assert agreement(0)(out, model, batch).tolist() == [1.0, 0.0]
+
+
+def test_custom_metrics_flow_through_evaluate():
+    from conftest import tiny_tokens, tiny_transformer
+    from hypotheses import Hypothesis, Node
+    from metrics import ComparisonMetric, OutputMetric, evaluate
+
+    model = tiny_transformer()
+    data = Dataset(tiny_tokens(n=30, pos=4))
+    top = OutputMetric("top logit", lambda out, b: out[:, -1].max(-1).values)
+    same = ComparisonMetric("same argmax", lambda ys, ym, b: (ys[:, -1].argmax(-1) == ym[:, -1].argmax(-1)).float())
+    ev = evaluate(model, Hypothesis(Node("root")), data, NextTokenLoss(mask_field=None), metrics=[top, same])
+    assert ev.estimate("same argmax").value == 1.0  # the exact hypothesis is the model
+    assert ev.estimate("top logit_recovered").value == pytest.approx(1.0)
+
+
+def test_a_metric_returning_the_wrong_shape_is_named():
+    from metrics import OutputMetric
+
+    bad = OutputMetric("bad", lambda out, b: out.sum())
+    with pytest.raises(MetricError, match=r"metric 'bad' must return one value per datum"):
+        bad(torch.zeros(3, 2, 2), Dataset(torch.zeros(3, 2, dtype=torch.long)))

@@ -349,4 +349,4 @@ class _Compiler:
                                   "Check the ports and positions against the parent's paths.")
         nodes = {n: NodeRoles(self._x_role(n), self.other_roles.get(n), tuple(self.edge_roles.get(n, ())))
                  for n in self.infos}
-        return Plan(self.h.name, tuple(self.roles), tuple(self.evals), output, nodes, self.n_pos)
+        return Plan((self.h.name,), tuple(self.roles), tuple(self.evals), (output,), (nodes,), self.n_pos)

@@ -87,22 +87,27 @@ class NodeRoles:
 
 @dataclass(frozen=True)
 class Plan:
-    hypothesis: str
+    """Roles and evaluations for one or more hypotheses; `outputs[k]` is hypothesis k's scrubbed output
+    and `nodes[k]` its node -> NodeRoles map. Plans of several hypotheses share identical roles and
+    evaluations (see `merge_plans`)."""
+
+    hypotheses: tuple[str, ...]
     roles: tuple[RoleSpec, ...]
     evals: tuple[Eval, ...]
-    output: Value
-    nodes: dict = field(default_factory=dict)  # node name -> NodeRoles
+    outputs: tuple[Value, ...]
+    nodes: tuple[dict, ...] = ()
     n_positions: int = 1
 
     def plain_needs(self) -> dict[int, set[tuple[str, str]]]:
-        """For each role, the plain values some eval or the output reads."""
+        """For each role, the plain values some eval or output reads."""
         need: dict[int, set] = defaultdict(set)
 
         def add(v):
             if isinstance(v, Plain):
                 need[v.role].add((v.what, v.site))
 
-        add(self.output)
+        for out in self.outputs:
+            add(out)
         for e in self.evals:
             for _, expr in e.inputs:
                 add(expr.base)
@@ -112,8 +117,51 @@ class Plan:
         return dict(need)
 
     def summary(self) -> str:
-        return (f"plan for {self.hypothesis!r}: {len(self.roles)} sampled roles, "
+        what = repr(self.hypotheses[0]) if len(self.hypotheses) == 1 else f"{len(self.hypotheses)} hypotheses"
+        return (f"plan for {what}: {len(self.roles)} sampled roles, "
                 f"{len(self.plain_needs())} plain passes, {len(self.evals)} site evaluations")
+
+
+def merge_plans(plans: list[Plan]) -> Plan:
+    """One plan computing every given plan's outputs. Roles with the same definition (key, sampler,
+    parent) are one role, so hypotheses that share a node share its draws (common random numbers);
+    identical evaluations are computed once."""
+    if len({p.n_positions for p in plans}) > 1:
+        raise ValueError("plans for different sequence lengths cannot be merged")
+    roles: list[RoleSpec] = []
+    role_ids: dict = {}
+    evals: list[Eval] = []
+    eval_ids: dict = {}
+    outputs, nodes, names = [], [], []
+    for plan in plans:
+        rmap: dict[int, int] = {}
+        for r in plan.roles:
+            parent = None if r.parent is None else rmap[r.parent]
+            ident = (r.kind, r.key, r.sampler, parent)
+            if ident not in role_ids:
+                role_ids[ident] = len(roles)
+                roles.append(RoleSpec(len(roles), r.kind, parent, r.sampler, r.key, r.label, r.node))
+            rmap[r.id] = role_ids[ident]
+        emap: dict[int, int] = {}
+
+        def value(v: Value) -> Value:
+            return Plain(v.what, v.site, rmap[v.role]) if isinstance(v, Plain) else Evaluated(emap[v.id])
+
+        for e in plan.evals:
+            inputs = tuple((port, InputExpr(value(x.base), tuple(Term(value(t.value), value(t.minus), t.positions)
+                                                                  for t in x.terms))) for port, x in e.inputs)
+            mask = None if e.mask_role is None else rmap[e.mask_role]
+            content = (e.site, inputs, mask)
+            if content not in eval_ids:
+                eval_ids[content] = len(evals)
+                evals.append(Eval(len(evals), e.site, e.stage, inputs, mask, e.label))
+            emap[e.id] = eval_ids[content]
+        outputs += [value(o) for o in plan.outputs]
+        nodes += [{n: NodeRoles(rmap[nr.x], None if nr.other is None else rmap[nr.other],
+                                tuple((k, rmap[r]) for k, r in nr.other_edges)) for n, nr in part.items()}
+                  for part in plan.nodes]
+        names += list(plan.hypotheses)
+    return Plan(tuple(names), tuple(roles), tuple(evals), tuple(outputs), tuple(nodes), plans[0].n_positions)
 
 
 def edge_key(path_key: str, port: str, up: str) -> str:

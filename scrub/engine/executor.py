@@ -23,7 +23,7 @@ from scrub.errors import InterventionError
 # Rows per stacked forward pass when the caller does not choose a chunk size.
 DEFAULT_MAX_ROWS = 2048
 
-ChunkFn = Callable[[Tensor, Tensor, Tensor], None]  # (reference indices, scrubbed, model outputs)
+ChunkFn = Callable[[Tensor, list, Tensor], None]  # (reference indices, scrubbed per output, model outputs)
 
 
 def chunk_size_for(plan: Plan, max_rows: int = DEFAULT_MAX_ROWS) -> int:
@@ -34,7 +34,7 @@ def chunk_size_for(plan: Plan, max_rows: int = DEFAULT_MAX_ROWS) -> int:
 
 def execute(plan: Plan, adapter: Adapter, data: Dataset, roles: dict[int, Tensor], chunk: int,
             on_chunk: ChunkFn) -> None:
-    """Compute the scrubbed output for every reference datum; hand each chunk to `on_chunk`."""
+    """Compute every output of the plan for every reference datum; hand each chunk to `on_chunk`."""
     needs = plan.plain_needs()
     needs.setdefault(0, set()).add((OUT, "output"))  # the model's own output on the reference data
     stages: dict[int, list] = defaultdict(list)
@@ -58,7 +58,7 @@ def execute(plan: Plan, adapter: Adapter, data: Dataset, roles: dict[int, Tensor
                         raise InterventionError(f"evaluating {e.label} gave shape {tuple(out.shape)}; "
                                                 f"expected (batch, pos) = {tuple(expected)}")
                     evaluated[e.id] = out
-            scrubbed = _value(plan.output, plain, evaluated)
+            scrubbed = [_value(out, plain, evaluated) for out in plan.outputs]
             on_chunk(roles[0][rows], scrubbed, plain[(0, OUT, "output")])
 
 
@@ -92,12 +92,12 @@ def _input(expr: InputExpr, plain: dict, evaluated: dict) -> Tensor:
         return x
     x = x.clone()
     for t in expr.terms:
-        delta = _value(t.value, plain, evaluated) - _value(t.minus, plain, evaluated)
+        value, minus = _value(t.value, plain, evaluated), _value(t.minus, plain, evaluated)
         if t.positions is None:
-            x += delta
+            x.add_(value).sub_(minus)  # in place: no temporary per term
         else:
             pos = list(t.positions)
-            x[:, pos] += delta[:, pos]
+            x[:, pos] += value[:, pos] - minus[:, pos]
     return x
 
 

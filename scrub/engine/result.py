@@ -26,6 +26,7 @@ class ScrubResult:
 
     hypothesis: Hypothesis
     plan: Plan
+    index: int  # this hypothesis' position among the plan's outputs
     seed: int
     reference: np.ndarray
     roles: dict[int, np.ndarray]
@@ -38,7 +39,7 @@ class ScrubResult:
         other-inputs datum (`other`, if it has unclaimed inputs) and, under the
         independent policy, of each unclaimed edge's draw (`other_edges`)."""
         out = {}
-        for name, nr in self.plan.nodes.items():
+        for name, nr in self.plan.nodes[self.index].items():
             entry = {"x": self.roles[nr.x]}
             if nr.other is not None:
                 entry["other"] = self.roles[nr.other]

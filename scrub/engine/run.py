@@ -2,6 +2,7 @@
 
     compiled = scrub.compile(model, hypothesis, data)   # validates, plans; no forward pass
     result = scrub.run(model, hypothesis, data, seed=0)  # samples, scrubs, returns outputs + audit
+    results = scrub.run_many(model, [h1, h2, ...], data)  # one batched pass; shared draws where identical
 
 `run` returns plain values (a ScrubResult); metrics, reports and logging
 consume them. Metrics passed to `run` are computed chunk by chunk, so with
@@ -19,7 +20,7 @@ from torch import Tensor
 
 from scrub.adapters import Adapter, adapt
 from scrub.compile.compiler import compile_hypothesis
-from scrub.compile.plan import Plan
+from scrub.compile.plan import Plan, merge_plans
 from scrub.data import Dataset
 from scrub.engine.executor import chunk_size_for, execute
 from scrub.engine.result import ScrubResult
@@ -34,34 +35,50 @@ MetricFn = Callable[[Tensor, Tensor, Dataset], Tensor]
 
 @dataclass
 class Compiled:
-    """A hypothesis checked against a model and dataset, with its plan."""
+    """Hypotheses checked against a model and dataset, with their (merged) plan."""
 
-    hypothesis: Hypothesis
+    hypotheses: tuple[Hypothesis, ...]
     adapter: Adapter
     data: Dataset  # the pool, followed by reference data from outside it (if any)
     n_pool: int
     plan: Plan
+    reference: Reference = None
+
+    @property
+    def hypothesis(self) -> Hypothesis:
+        return self.hypotheses[0]
 
     def explain(self) -> str:
-        lines = [str(self.hypothesis), self.plan.summary()]
+        lines = [str(h) for h in self.hypotheses] + [self.plan.summary()]
         lines += [f"  role {r.id}: {r.label} <- {r.sampler or 'reference data'}" for r in self.plan.roles]
         lines += [f"  eval {e.id}: {e.label}" for e in self.plan.evals]
         return "\n".join(lines)
 
 
-def compile(model, hypothesis: Hypothesis, data: Dataset, reference: Reference = None) -> Compiled:  # noqa: A001
-    """Validate `hypothesis` against `model` and `data` and plan the scrub. Raises on any problem."""
-    if not isinstance(hypothesis, Hypothesis):
-        raise HypothesisError(f"expected a Hypothesis, got {type(hypothesis).__name__}.")
+def compile_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, reference: Reference = None) -> Compiled:
+    """Validate each hypothesis against `model` and `data` and plan them as one batch."""
     if not isinstance(data, Dataset):
         raise DataError(f"expected a scrub.Dataset, got {type(data).__name__}.")
+    hypotheses = tuple(hypotheses)
+    if not hypotheses:
+        raise HypothesisError("no hypotheses to compile.")
+    for h in hypotheses:
+        if not isinstance(h, Hypothesis):
+            raise HypothesisError(f"expected a Hypothesis, got {type(h).__name__}.")
     adapter = adapt(model)
     combined, n_pool = data, len(data)
     if isinstance(reference, Dataset):
         combined = _concat(data, reference)
     adapter.check_inputs(combined.inputs.to(adapter.device))
-    plan = compile_hypothesis(hypothesis, adapter.graph, adapter.n_positions(combined.inputs))
-    return Compiled(hypothesis, adapter, combined, n_pool, plan)
+    n_pos = adapter.n_positions(combined.inputs)
+    plans = [compile_hypothesis(h, adapter.graph, n_pos) for h in hypotheses]
+    plan = plans[0] if len(plans) == 1 else merge_plans(plans)
+    return Compiled(hypotheses, adapter, combined, n_pool, plan, reference)
+
+
+def compile(model, hypothesis: Hypothesis, data: Dataset, reference: Reference = None) -> Compiled:  # noqa: A001
+    """Validate `hypothesis` against `model` and `data` and plan the scrub. Raises on any problem."""
+    return compile_many(model, [hypothesis], data, reference)
 
 
 def run(model, hypothesis: Hypothesis, data: Dataset, *, seed: int = 0, reference: Reference = None,
@@ -76,9 +93,16 @@ def run(model, hypothesis: Hypothesis, data: Dataset, *, seed: int = 0, referenc
     metrics: name -> fn(scrubbed, model_outputs, batch) giving one value per datum,
         computed per chunk.
     """
-    compiled = model if isinstance(model, Compiled) else compile(model, hypothesis, data, reference)
-    return run_compiled(compiled, seed=seed, reference=reference, batch_size=batch_size, metrics=metrics,
-                        keep_outputs=keep_outputs)
+    compiled = compile(model, hypothesis, data, reference)
+    return run_compiled(compiled, seed=seed, batch_size=batch_size, metrics=metrics, keep_outputs=keep_outputs)[0]
+
+
+def run_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, *, seed: int = 0, reference: Reference = None,
+             batch_size: Optional[int] = None, metrics: Optional[Mapping[str, MetricFn]] = None,
+             keep_outputs: bool = True) -> list[ScrubResult]:
+    """Scrub several hypotheses in one batched pass (see `run`); one result per hypothesis."""
+    compiled = compile_many(model, hypotheses, data, reference)
+    return run_compiled(compiled, seed=seed, batch_size=batch_size, metrics=metrics, keep_outputs=keep_outputs)
 
 
 def reference_indices(reference: Reference, n_pool: int, n_total: int, seed: int) -> np.ndarray:
@@ -96,25 +120,30 @@ def reference_indices(reference: Reference, n_pool: int, n_total: int, seed: int
     return idx
 
 
-def run_compiled(compiled: Compiled, *, seed: int = 0, reference: Reference = None, batch_size: Optional[int] = None,
-                 metrics: Optional[Mapping[str, MetricFn]] = None, keep_outputs: bool = True) -> ScrubResult:
+def run_compiled(compiled: Compiled, *, seed: int = 0, batch_size: Optional[int] = None,
+                 metrics: Optional[Mapping[str, MetricFn]] = None, keep_outputs: bool = True) -> list[ScrubResult]:
+    """Sample and execute a compiled batch; one ScrubResult per hypothesis."""
     plan, adapter = compiled.plan, compiled.adapter
-    ref = reference_indices(reference, compiled.n_pool, len(compiled.data), seed)
+    ref = reference_indices(compiled.reference, compiled.n_pool, len(compiled.data), seed)
     roles_np = draw_roles(plan, compiled.data, compiled.n_pool, ref, seed)
     device = adapter.device
     data = compiled.data.to(device)
     roles = {r: torch.as_tensor(v, device=device) for r, v in roles_np.items()}
     chunk = batch_size or chunk_size_for(plan)
-    scrubbed, model_out, metric_parts = [], [], {name: [] for name in (metrics or {})}
+    K = len(plan.outputs)
+    scrubbed: list[list] = [[] for _ in range(K)]
+    model_out: list = []
+    metric_parts = [{name: [] for name in (metrics or {})} for _ in range(K)]
 
-    def on_chunk(idx: Tensor, y_scrub: Tensor, y_model: Tensor) -> None:
+    def on_chunk(idx: Tensor, ys: list, y_model: Tensor) -> None:
         if keep_outputs:
-            scrubbed.append(y_scrub)
             model_out.append(y_model)
-        if metrics:
-            batch = data.take(idx.cpu())
-            for name, fn in metrics.items():
-                metric_parts[name].append(fn(y_scrub, y_model, batch).detach())
+        batch = data.take(idx.cpu()) if metrics else None
+        for k, y in enumerate(ys):
+            if keep_outputs:
+                scrubbed[k].append(y)
+            for name, fn in (metrics or {}).items():
+                metric_parts[k][name].append(fn(y, y_model, batch).detach())
 
     was_training = adapter.model.training
     adapter.model.eval()
@@ -122,12 +151,11 @@ def run_compiled(compiled: Compiled, *, seed: int = 0, reference: Reference = No
         execute(plan, adapter, data, roles, chunk, on_chunk)
     finally:
         adapter.model.train(was_training)
-    return ScrubResult(
-        hypothesis=compiled.hypothesis, plan=plan, seed=seed, reference=ref, roles=roles_np,
-        scrubbed=torch.cat(scrubbed) if keep_outputs else None,
-        model=torch.cat(model_out) if keep_outputs else None,
-        metrics={k: torch.cat(v) for k, v in metric_parts.items()},
-    )
+    model_all = torch.cat(model_out) if keep_outputs else None
+    return [ScrubResult(hypothesis=compiled.hypotheses[k], plan=plan, index=k, seed=seed, reference=ref,
+                        roles=roles_np, scrubbed=torch.cat(scrubbed[k]) if keep_outputs else None, model=model_all,
+                        metrics={name: torch.cat(v) for name, v in metric_parts[k].items()})
+            for k in range(K)]
 
 
 def _concat(pool: Dataset, extra: Dataset) -> Dataset:

@@ -1,0 +1,120 @@
+"""The metric protocol: two kinds of per-datum metric, both plain functions.
+
+- An *output metric* scores outputs against the data: `fn(outputs, batch) ->
+  (N,)`. Losses, accuracy and logit differences are output metrics. It is
+  evaluated on the scrubbed outputs, the model's own outputs and the random
+  baseline's, so a "recovered" fraction exists for every one of them.
+- A *comparison metric* scores scrubbed outputs against the model's own on the
+  same reference datum: `fn(scrubbed, model, batch) -> (N,)`. Output distances
+  (KL, L2) and agreement with the model's prediction are comparison metrics.
+
+Add one by wrapping a function:
+
+    accuracy_at_0 = OutputMetric("acc@0", lambda out, b: (out[:, 0].argmax(-1) == b.labels).float())
+    flips = ComparisonMetric("flips", lambda ys, ym, b: (ys[:, 0].argmax(-1) != ym[:, 0].argmax(-1)).float())
+
+Loss classes (`NextTokenLoss`, ...) are output metrics; they also say which
+positions they read (`position_weights`), which comparison metrics average over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from scrub.data import Dataset
+from scrub.errors import MetricError
+
+from metrics import distances
+
+
+@dataclass(frozen=True)
+class OutputMetric:
+    name: str
+    fn: Callable[[Tensor, Dataset], Tensor] = field(compare=False)
+    higher_is_better: bool = True
+
+    def __call__(self, outputs: Tensor, batch: Dataset) -> Tensor:
+        return _check(self.name, self.fn(outputs, batch), len(batch))
+
+
+@dataclass(frozen=True)
+class ComparisonMetric:
+    name: str
+    fn: Callable[[Tensor, Tensor, Dataset], Tensor] = field(compare=False)
+
+    def __call__(self, scrubbed: Tensor, model: Tensor, batch: Dataset) -> Tensor:
+        return _check(self.name, self.fn(scrubbed, model, batch), len(batch))
+
+
+def _check(name: str, values: Tensor, n: int) -> Tensor:
+    if not isinstance(values, Tensor) or values.shape != (n,):
+        shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise MetricError(f"metric {name!r} must return one value per datum, shape ({n},); got {shape}.")
+    if not torch.isfinite(values).all():
+        raise MetricError(f"metric {name!r} returned NaN or infinite values for "
+                          f"{int((~torch.isfinite(values)).sum())} data.")
+    return values.float()
+
+
+# --- built-in output metrics -------------------------------------------------------
+
+def accuracy(position: int = 0) -> OutputMetric:
+    """1 where the argmax at `position` equals the label."""
+    def fn(out: Tensor, batch: Dataset) -> Tensor:
+        labels = torch.as_tensor(batch.column("labels"), device=out.device)
+        return (out[:, position].argmax(-1) == labels).float()
+    return OutputMetric(f"accuracy@{position}", fn)
+
+
+def logit_diff(correct: int | str, incorrect: int | str, position: int = -1) -> OutputMetric:
+    """logit[correct] - logit[incorrect] at `position`. Tokens are ids, or names of dataset fields
+    holding one id per datum (e.g. the name-mover task's correct and distractor names)."""
+    def token(spec, batch, device):
+        if isinstance(spec, str):
+            return torch.as_tensor(batch.column(spec), device=device).long()
+        return torch.full((len(batch),), int(spec), device=device, dtype=torch.long)
+
+    def fn(out: Tensor, batch: Dataset) -> Tensor:
+        at = out[:, position].float()
+        rows = torch.arange(len(batch), device=out.device)
+        return at[rows, token(correct, batch, out.device)] - at[rows, token(incorrect, batch, out.device)]
+    return OutputMetric(f"logit_diff({correct},{incorrect})@{position}", fn)
+
+
+# --- built-in comparison metrics ----------------------------------------------------
+
+def agreement(position: int = 0) -> ComparisonMetric:
+    """1 where the scrubbed argmax at `position` equals the model's own prediction."""
+    return ComparisonMetric(f"agreement@{position}",
+                            lambda ys, ym, b: (ys[:, position].argmax(-1) == ym[:, position].argmax(-1)).float())
+
+
+def distance(name: str, loss) -> ComparisonMetric:
+    """A built-in output distance (kl, kl_reverse, l2_logits, l2_probs) over the positions `loss` reads."""
+    if name not in distances.DISTANCES:
+        raise MetricError(f"unknown distance {name!r}; choose from {sorted(distances.DISTANCES)}.")
+    fn = distances.DISTANCES[name]
+    return ComparisonMetric(name, lambda ys, ym, b: fn(ys, ym, loss.position_weights(b, ys.shape[1])))
+
+
+def as_metrics(items: Optional[Sequence], loss) -> tuple[list[OutputMetric], list[ComparisonMetric]]:
+    """Split user-given metrics by kind; names of built-in distances are accepted as strings."""
+    outputs, comparisons = [], []
+    for m in items or ():
+        if isinstance(m, str):
+            comparisons.append(distance(m, loss))
+        elif isinstance(m, OutputMetric):
+            outputs.append(m)
+        elif isinstance(m, ComparisonMetric):
+            comparisons.append(m)
+        else:
+            raise MetricError(f"{m!r} is not a metric: wrap a function in OutputMetric(name, fn) "
+                              "(fn(outputs, batch)) or ComparisonMetric(name, fn) (fn(scrubbed, model, batch)).")
+    names = [m.name for m in outputs + comparisons]
+    if len(set(names)) != len(names) or "loss" in names:
+        raise MetricError(f"metric names must be unique and not 'loss': {names}.")
+    return outputs, comparisons

@@ -1,0 +1,61 @@
+"""Intervals have close to their nominal coverage where the truth is known; Holm is Holm."""
+
+import numpy as np
+import pytest
+
+from metrics import estimate, holm, loss_recovered
+from metrics.stats import p_value_above
+
+
+def simulate(rng, n, seeds, true_mean, datum_sd=1.0, seed_sd=0.5):
+    """Per-(seed, datum) values: each datum has its own mean; each seed adds independent noise."""
+    mu = rng.normal(true_mean, datum_sd, size=n)
+    return mu[None, :] + rng.normal(0, seed_sd, size=(seeds, n))
+
+
+@pytest.mark.parametrize("n,seeds", [(200, 1), (200, 3), (60, 2)])
+def test_mean_interval_coverage_is_near_nominal(n, seeds):
+    rng = np.random.default_rng(0)
+    hits = 0
+    trials = 300
+    for t in range(trials):
+        est = estimate([simulate(rng, n, seeds, 2.0)], n_boot=600, seed=t)
+        hits += est.low <= 2.0 <= est.high
+    assert 0.90 <= hits / trials <= 0.985, hits / trials
+
+
+def test_loss_recovered_interval_coverage_is_near_nominal():
+    """Scrubbed, model and random per-datum losses with a known true loss recovered of 0.8."""
+    rng = np.random.default_rng(1)
+    hits, trials = 0, 300
+    true_model, true_random = 1.0, 3.0
+    true_scrub = true_random - 0.8 * (true_random - true_model)
+    for t in range(trials):
+        base = rng.normal(0, 0.5, size=200)  # data differ in difficulty, shared by all three (paired)
+        model = (true_model + base)[None, :]
+        rand = true_random + base[None, :] + rng.normal(0, 0.8, size=(2, 200))
+        scrub = true_scrub + base[None, :] + rng.normal(0, 0.6, size=(2, 200))
+        est = estimate([rand, scrub, model], loss_recovered, n_boot=600, seed=t)
+        hits += est.low <= 0.8 <= est.high
+    assert 0.90 <= hits / trials <= 0.985, hits / trials
+
+
+def test_seed_interval_is_reported_with_several_seeds_only():
+    rng = np.random.default_rng(2)
+    assert estimate([simulate(rng, 50, 1, 0.0)]).seed_low is None
+    two = estimate([simulate(rng, 50, 4, 0.0)])
+    assert two.seed_low < two.value < two.seed_high
+
+
+def test_p_value_is_small_when_clearly_above_and_large_when_below():
+    rng = np.random.default_rng(3)
+    high = [simulate(rng, 200, 1, 5.0)]
+    low = [simulate(rng, 200, 1, -5.0)]
+    assert p_value_above(high, lambda m: m, 0.0) < 0.01
+    assert p_value_above(low, lambda m: m, 0.0) > 0.99
+
+
+def test_holm_by_hand():
+    # sorted p: 0.01, 0.02, 0.03, 0.2 with m=4 -> 0.04, 0.06, 0.06 (monotone), 0.2
+    assert holm([0.03, 0.01, 0.2, 0.02]) == pytest.approx([0.06, 0.04, 0.2, 0.06])
+    assert holm([0.9, 0.9]) == pytest.approx([1.0, 1.0])
