@@ -34,6 +34,7 @@ from hypotheses.paths import ANY_CHAIN, ANY_ONE, SITE, Hop, Path, hops_extend
 from hypotheses.samplers import Exact
 
 from metrics.evaluate import evaluate_many
+from metrics.losses import MSELoss
 from metrics.stats import Estimate, estimate
 
 RESTORED = "(restored) "
@@ -151,7 +152,7 @@ def cancel_out_report(model, hypothesis: Hypothesis, data, loss, *, seeds: Seque
     if not components:
         raise scrub.HypothesisError(f"hypothesis {hypothesis.name!r} leaves no component unexplained by name; "
                                     "there is nothing to test for cancellation.")
-    dist = distance or ("l2_logits" if loss.name == "MSE" else "kl")
+    dist = distance or ("l2_logits" if isinstance(loss, MSELoss) else "kl")
     full = with_restored(hypothesis, components, "all restored")
     alone = [with_restored(hypothesis, [c for c in components if c != k], f"scrub {k}") for k in components]
     restored = [with_restored(hypothesis, [k], f"restore {k}") for k in components]

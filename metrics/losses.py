@@ -89,9 +89,13 @@ class ClassificationLoss:
 
 @dataclass(frozen=True)
 class MSELoss:
-    """Squared error of the output at one position against real-valued labels."""
+    """Squared error of the output at one position against real-valued labels.
+
+    `dims` picks output values (and the same columns of the labels), e.g. (0,) to
+    score one head of a two-output regression."""
 
     position: int = 0
+    dims: Optional[tuple[int, ...]] = None
     name: str = "MSE"
 
     def position_weights(self, batch: Dataset, n_pos: int) -> Tensor:
@@ -100,6 +104,8 @@ class MSELoss:
     def __call__(self, outputs: Tensor, batch: Dataset) -> Tensor:
         pred = outputs[:, self.position].float()
         target = torch.as_tensor(batch.column("labels"), device=outputs.device).float().reshape(len(pred), -1)
+        if self.dims is not None:
+            pred, target = pred[:, list(self.dims)], target[:, list(self.dims)]
         if target.shape[-1] != pred.shape[-1]:
             raise MetricError(f"MSE: outputs have {pred.shape[-1]} values per datum but labels have "
                               f"{target.shape[-1]}.")

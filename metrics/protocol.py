@@ -98,7 +98,13 @@ def distance(name: str, loss) -> ComparisonMetric:
     if name not in distances.DISTANCES:
         raise MetricError(f"unknown distance {name!r}; choose from {sorted(distances.DISTANCES)}.")
     fn = distances.DISTANCES[name]
-    return ComparisonMetric(name, lambda ys, ym, b: fn(ys, ym, loss.position_weights(b, ys.shape[1])))
+    dims = getattr(loss, "dims", None)  # compare only the outputs the loss reads
+
+    def compare(ys: Tensor, ym: Tensor, b: Dataset) -> Tensor:
+        if dims is not None:
+            ys, ym = ys[..., list(dims)], ym[..., list(dims)]
+        return fn(ys, ym, loss.position_weights(b, ys.shape[1]))
+    return ComparisonMetric(name, compare)
 
 
 def as_metrics(items: Optional[Sequence], loss) -> tuple[list[OutputMetric], list[ComparisonMetric]]:

@@ -17,7 +17,9 @@ Flags, beside the verdict:
   beats the model itself (a sign the metric is being gamed);
 - *datum-level cancellation*: the mean change of per-datum loss is small while
   many data got much worse and many much better (see `datum_cancellation`);
-- *no loss to recover*: the random baseline is no worse than the model.
+- *no loss to recover*: the model is not clearly better than the random
+  baseline (the lower bound of their loss gap is below `min_gap` of the random
+  loss): loss recovered is then meaningless, and the verdict says so.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrics.stats import Estimate
+from metrics.stats import Estimate, estimate
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class VerdictRule:
     min_loss_recovered: float = 0.9
     max_distance_fraction: float = 0.1
     distance: str | None = None  # default: "kl" when present, else "l2_logits"
+    min_gap: float = 0.01  # the model must beat the random baseline by this share of its loss (lower bound)
     datum_check: DatumCancellation = field(default_factory=DatumCancellation)
 
     def describe(self) -> str:
@@ -98,10 +101,12 @@ class VerdictRule:
         dist = ev.estimate(name) if name in ev.comparisons else None
         random_dist = float(ev.random_comparisons[name].mean()) if name in ev.random_comparisons else None
         reasons, flags = [], []
-        gap = float(ev.random_loss.mean() - ev.model_loss.mean())
-        if not gap > 0 or math.isnan(lr.value):
-            return Verdict("rejected", False, False, ("no loss to recover: the random baseline is no worse than "
-                                                      "the model",), ("no loss to recover",), lr, dist)
+        gap = estimate([ev.random_loss, ev.model_loss], lambda r, m: r - m)
+        if not gap.low > self.min_gap * float(ev.random_loss.mean()) or math.isnan(lr.value):
+            return Verdict("rejected", False, False, (
+                f"no loss to recover: the model's loss ({float(ev.model_loss.mean()):.4g}) is not clearly below the "
+                f"random baseline's ({float(ev.random_loss.mean()):.4g}); there is no behaviour to explain",),
+                ("no loss to recover",), lr, dist)
         loss_ok = lr.low >= self.min_loss_recovered
         if not loss_ok:
             reasons.append(f"recovers {lr.value:.1%} of the loss (lower bound {lr.low:.1%} < "
