@@ -55,6 +55,15 @@ def key_from_previous_token_head(roles=None) -> Hypothesis:
     return Hypothesis(Node("output", children=[_induction(r, kids)]), name="K: previous-token head")
 
 
+def key_from_layer0_heads(roles=None) -> Hypothesis:
+    """Refined K: the key input comes from the layer-0 heads together (previous-token information may be
+    spread over several heads), not only from the strongest previous-token head."""
+    r = _roles(roles)
+    kids = [Node("layer-0 heads", [".k <- head.0.0", ".k <- head.0.1", ".k <- head.0.2", ".k <- head.0.3"]),
+            Node("query", ".q"), Node("value", ".v")]
+    return Hypothesis(Node("output", children=[_induction(r, kids)]), name="K: all layer-0 heads")
+
+
 def full_induction(roles=None) -> Hypothesis:
     """All three together: Q and V from the embeddings, K from the previous-token head,
     whose value reads the previous token's embedding and whose position pattern is kept."""
@@ -76,4 +85,4 @@ def naive_single_head(roles=None) -> Hypothesis:
 
 
 ALL = (induction_heads_only, value_from_embeddings, query_from_embeddings, key_from_previous_token_head,
-       full_induction, naive_single_head)
+       key_from_layer0_heads, full_induction, naive_single_head)

@@ -145,11 +145,12 @@ def xor_and_linear(activation: bool, seed: int = 0, steps: int = 1500) -> tuple[
     model = TwoHeads(16, activation)
     data = xor_data(2000, seed)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = ((model(data.inputs) - data.labels) ** 2).mean()
-        loss.backward()
-        opt.step()
+    with torch.enable_grad():  # callers may have switched gradients off
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = ((model(data.inputs) - data.labels) ** 2).mean()
+            loss.backward()
+            opt.step()
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

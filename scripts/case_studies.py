@@ -1,0 +1,153 @@
+"""Regenerate the measured tables of docs/case-studies/*.md.
+
+    python scripts/case_studies.py [induction] [paren] [planted] [--n 2000] [--seeds 2]
+
+Each page holds hand-written prose and blocks `<!-- BEGIN name -->` ...
+`<!-- END name -->` that this script rewrites with tables measured now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import re
+import time
+
+import torch
+
+from scrub.bundled import induction, paren, planted
+from scrub.report import markdown_table
+from hypotheses.bundled import induction as ind_h
+from hypotheses.bundled import paren as paren_h
+from hypotheses.bundled import planted as planted_h
+from metrics import (ClassificationLoss, MSELoss, NextTokenLoss, VerdictRule, accuracy, cancel_out_report, compare,
+                     evaluate, interchange_accuracy)
+
+DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "case-studies"
+RULE = VerdictRule()
+
+
+def put(page: str, block: str, text: str) -> None:
+    path = DOCS / page
+    src = path.read_text()
+    pattern = re.compile(rf"(<!-- BEGIN {re.escape(block)} -->\n).*?(<!-- END {re.escape(block)} -->)", re.S)
+    if not pattern.search(src):
+        raise SystemExit(f"{path}: no block {block!r} (add '<!-- BEGIN {block} -->' and '<!-- END {block} -->')")
+    path.write_text(pattern.sub(lambda m: m.group(1) + text.rstrip() + "\n" + m.group(2), src))
+    print(f"updated {path.name}: {block}")
+
+
+def ranking_table(ranking, extra=None) -> str:
+    rows = []
+    for r in ranking.rows:
+        ev, v = r.evaluation, r.verdict
+        row = [r.rank, ev.name, v.loss_recovered.percent(), str(v.distance), f"{r.p_holm:.2g}",
+               ("survives" if r.survives else "rejected") + (": " + "; ".join(v.reasons + v.flags) if not r.survives
+                                                             or v.flags else "")]
+        if extra:
+            row.insert(4, extra(ev))
+        rows.append(row)
+    header = ["rank", "hypothesis", "loss recovered [95% CI]", f"{ranking.distance} [95% CI]", "p (Holm)", "verdict"]
+    if extra:
+        header.insert(4, "accuracy")
+    return markdown_table(rows, header)
+
+
+def settings(n, seeds, data_name) -> str:
+    return f"_{n} reference data ({data_name}), seeds {list(seeds)}; rule: {RULE.describe()}._\n\n"
+
+
+def run_induction(n: int, seeds) -> None:
+    model, data = induction.load_model(), induction.make_dataset(n, seed=12345)
+    loss = NextTokenLoss("induction_mask")
+    ranking = compare(model, [mk() for mk in ind_h.ALL], data, loss, seeds=seeds)
+    put("induction.md", "hypotheses", settings(n, seeds, "fresh sequences, loss at induction positions")
+        + ranking_table(ranking))
+    report = cancel_out_report(model, ind_h.induction_heads_only(), data, loss, seeds=seeds[:1])
+    rows = [[str(c.component), str(c.scrubbed_alone), str(c.restored_alone)] for c in report.components]
+    put("induction.md", "cancel", f"_'induction heads only', {n} reference data, seed {seeds[0]}; distance: "
+        f"KL; random baseline KL {report.random_distance:.3g}. Pairs tested: {report.tested_pairs}; cancel-out "
+        f"pairs found: {len(report.pairs)}._\n\n"
+        + markdown_table(rows, ["unexplained component", "scrubbed alone", "restored alone"]))
+
+
+def run_paren(n: int, seeds) -> None:
+    if not paren.external_available():
+        raise SystemExit(f"the external paren balancer is not at {paren.shared_dir()}; set {paren.ENV_VAR}.")
+    data = paren.load_external_data("redwood", n=n)
+    loss = ClassificationLoss(0)
+    acc = lambda ev: f"{ev.estimate('accuracy@0').value:.1%}"  # noqa: E731
+    for name, model in (("external", paren.load_external_model()), ("ours", paren.load_model())):
+        ranking = compare(model, [mk() for mk in paren_h.ALL], data, loss, seeds=seeds, metrics=[accuracy(0)])
+        put("paren.md", f"{name}", settings(n, seeds, "the Redwood set, first rows") + ranking_table(ranking, acc))
+        iia = interchange_accuracy(model, paren_h.count_and_horizon(), data, paren_h.predict_balanced, seeds=seeds)
+        put("paren.md", f"{name}-iia", f"_{n} reference data, seeds {list(seeds)}, interpretation: balanced = count "
+            f"test AND horizon test (nodes of '2.0 count test; 1.0, 2.1 horizon test')._\n\n" + markdown_table(
+                [[iia.accuracy.percent(), f"{iia.changed_share:.1%}",
+                  iia.accuracy_when_changed.percent() if iia.accuracy_when_changed else "-"]],
+                ["IIA", "interchanges that change the predicted class", "IIA on those"]))
+
+
+def _verdict(model, h, data, loss, **kw):
+    ev = evaluate(model, h, data, loss, seeds=(0, 1), **kw)
+    v = RULE.judge(ev)
+    says = "no loss" if "no loss to recover" in v.flags else (
+        "survives" if v.survives else ("flagged" if "loss preserved but function changed" in v.flags else "rejected"))
+    pair = ""
+    if says == "survives":
+        try:
+            rep = cancel_out_report(model, h, data, loss, seeds=(0, 1), **kw)
+            if rep.pairs:
+                says, pair = "flagged", f"cancel-out pair: {rep.pairs[0].a}, {rep.pairs[0].b}"
+        except Exception:  # noqa: BLE001 - nothing left unexplained
+            pass
+    return ev, v, says, pair
+
+
+def run_planted() -> None:
+    header = ["hypothesis", "ground truth", "loss recovered [95% CI]", "distance [95% CI]", "toolkit says", "why"]
+
+    def rows(model, cases, data, loss, **kw):
+        out = []
+        for h, expected in cases:
+            ev, v, says, pair = _verdict(model, h, data, loss, **kw)
+            flags = [f for f in v.flags if f != "no loss to recover"]
+            why = pair or "; ".join(list(v.reasons) + flags) or "-"
+            lr = "undefined" if says == "no loss" else v.loss_recovered.percent()
+            out.append([h.name, expected, lr, str(v.distance), says, why])
+        return out
+
+    adapter, data = planted.cancelling_terms()
+    put("planted.md", "terms", markdown_table(rows(adapter, planted_h.three_terms(), data, MSELoss()), header))
+    model, data = planted.cancelling_heads()
+    put("planted.md", "heads", markdown_table(rows(model, planted_h.cancelling_heads(), data, NextTokenLoss()), header))
+    table = []
+    for act in (True, False):
+        adapter, data = planted.xor_and_linear(act)
+        for h, which, expected in planted_h.xor_and_linear(act):
+            loss = MSELoss(dims=(0,) if which == "xor" else (1,))
+            r = rows(adapter, [(h, expected)], data, loss)[0]
+            table.append([("with" if act else "without") + " activation"] + r)
+    put("planted.md", "xor", markdown_table(table, ["model"] + header))
+    adapter, data, reference = planted.sine()
+    put("planted.md", "sine", markdown_table(rows(adapter, planted_h.sine(), data, MSELoss(), reference=reference),
+                                             header))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("studies", nargs="*", default=["induction", "paren", "planted"])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    seeds = tuple(range(args.seeds))
+    for study in args.studies:
+        start = time.time()
+        {"induction": lambda: run_induction(args.n, seeds), "paren": lambda: run_paren(args.n, seeds),
+         "planted": run_planted}[study]()
+        print(f"{study}: {time.time() - start:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
