@@ -135,6 +135,8 @@ class CancelReport:
         return format_table(rows, ["unexplained component", "scrubbed alone", "restored alone"])
 
     def __str__(self) -> str:
+        if not self.components:
+            return f"cancel-out report for {self.hypothesis.name!r}: it leaves no component unexplained"
         head = (f"cancel-out report for {self.hypothesis.name!r} ({self.distance}; random baseline "
                 f"{self.random_distance:.3g}); everything left out together: {self.joint}")
         return f"{head}\n\n{self.components_table()}\n\n{self.table()}  ({self.tested_pairs} pairs tested)"
@@ -149,10 +151,10 @@ def cancel_out_report(model, hypothesis: Hypothesis, data, loss, *, seeds: Seque
     individual effects that clear `min_effect`."""
     adapter = scrub.adapt(model)
     components = unexplained_components(hypothesis, adapter.graph)
-    if not components:
-        raise scrub.HypothesisError(f"hypothesis {hypothesis.name!r} leaves no component unexplained by name; "
-                                    "there is nothing to test for cancellation.")
     dist = distance or ("l2_logits" if isinstance(loss, MSELoss) else "kl")
+    if not components:  # everything is claimed: nothing is left out, so nothing can cancel
+        nothing = Estimate(0.0, 0.0, 0.0)
+        return CancelReport(hypothesis, dist, float("nan"), nothing, [], [], 0)
     full = with_restored(hypothesis, components, "all restored")
     alone = [with_restored(hypothesis, [c for c in components if c != k], f"scrub {k}") for k in components]
     restored = [with_restored(hypothesis, [k], f"restore {k}") for k in components]

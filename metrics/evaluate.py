@@ -119,6 +119,26 @@ class Evaluation:
                 names += [k, f"{k}_recovered"]
         return {n: self.estimate(n) for n in names}
 
+    def state(self) -> dict:
+        """The per-datum tensors, for saving (e.g. one file per finished seed)."""
+        return {"seeds": list(self.seeds), "loss_name": self.loss_name, "scrubbed": self.scrubbed,
+                "model": self.model, "random": self.random, "comparisons": self.comparisons,
+                "random_comparisons": self.random_comparisons}
+
+    @classmethod
+    def from_state(cls, hypothesis: Hypothesis, state: dict) -> "Evaluation":
+        return cls(hypothesis, state["loss_name"], tuple(state["seeds"]), state["scrubbed"], state["model"],
+                   state["random"], state["comparisons"], state["random_comparisons"])
+
+    @classmethod
+    def merge_seeds(cls, parts: Sequence["Evaluation"]) -> "Evaluation":
+        """One evaluation from evaluations of the same hypothesis and data under different seeds."""
+        first = parts[0]
+        cat = lambda attr: {k: torch.cat([getattr(p, attr)[k] for p in parts]) for k in getattr(first, attr)}  # noqa: E731
+        return cls(first.hypothesis, first.loss_name, tuple(s for p in parts for s in p.seeds), cat("scrubbed"),
+                   cat("model"), cat("random"), cat("comparisons"), cat("random_comparisons"),
+                   [r for p in parts for r in p.results])
+
     def summary(self) -> dict:
         out = {"hypothesis": self.name, "loss": self.loss_name, "n_reference": self.scrub_loss.shape[1],
                "n_seeds": len(self.seeds), "expected_loss": self.scrub_loss.mean().item(),

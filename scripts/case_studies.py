@@ -95,12 +95,9 @@ def _verdict(model, h, data, loss, **kw):
         "survives" if v.survives else ("flagged" if "loss preserved but function changed" in v.flags else "rejected"))
     pair = ""
     if says == "survives":
-        try:
-            rep = cancel_out_report(model, h, data, loss, seeds=(0, 1), **kw)
-            if rep.pairs:
-                says, pair = "flagged", f"cancel-out pair: {rep.pairs[0].a}, {rep.pairs[0].b}"
-        except Exception:  # noqa: BLE001 - nothing left unexplained
-            pass
+        rep = cancel_out_report(model, h, data, loss, seeds=(0, 1), **kw)
+        if rep.pairs:
+            says, pair = "flagged", f"cancel-out pair: {rep.pairs[0].a}, {rep.pairs[0].b}"
     return ev, v, says, pair
 
 

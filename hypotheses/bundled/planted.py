@@ -66,16 +66,21 @@ def xor_and_linear(activation: bool):
             (bit, "xor", "rejected" if activation else "no loss")]
 
 
-def sine_value(x):
-    return round(math.sin(x), 5)
+def sin_of_input(ds) -> list:
+    """sin x of each datum, rounded so that x and pi - x agree exactly."""
+    return [round(math.sin(v), 5) for v in ds.inputs.squeeze(-1).tolist()]
+
+
+def distance_from_pi(raw) -> float:
+    """The sine dataset's raw column holds |x - pi| (rounded)."""
+    return raw
 
 
 def sine():
-    """Features read the `raw` column (|x - pi|) or the input (sin x)."""
     from hypotheses.features import from_batch
 
-    by_sin = from_batch(lambda ds: [round(math.sin(v), 5) for v in ds.inputs.squeeze(-1).tolist()], name="sin x")
-    by_dist = from_datum(lambda d: d, name="|x - pi|")
+    by_sin = from_batch(sin_of_input, name="sin x")
+    by_dist = from_datum(distance_from_pi, name="|x - pi|")
     return [
         (Hypothesis(Node("output", sampler=agree(by_sin)), name="output depends only on sin x"), "survives"),
         (Hypothesis(Node("output", sampler=agree(by_dist)), name="output depends only on |x - pi|"), "flagged"),

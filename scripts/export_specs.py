@@ -1,0 +1,75 @@
+"""Write every bundled hypothesis as a spec file under hypotheses/specs/.
+
+    python scripts/export_specs.py [--check]
+
+The Python builders in hypotheses/bundled/ are the source; the YAML files are
+generated from them so both stay the same (`--check` fails if a committed file
+differs, which tests/test_specs.py also asserts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import re
+import sys
+
+from scrub.spec import spec_dict, to_yaml
+from hypotheses.bundled import induction, paren, planted
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "hypotheses" / "specs"
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def studies() -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    ind = dict(model={"bundled": "induction"}, data={"bundled": "induction", "args": {"n": 2000, "seed": 12345}},
+               loss={"next_token": {"mask": "induction_mask"}}, seeds=[0, 1])
+    out["induction"] = [spec_dict(mk(), **ind) for mk in induction.ALL]
+    for folder, model in (("paren-external", "paren-external"), ("paren-ours", "paren")):
+        common = dict(model={"bundled": model}, data={"bundled": "paren-redwood", "args": {"n": 2000}},
+                      loss={"classification": {"position": 0}}, seeds=[0, 1], metrics=[{"accuracy": {"position": 0}}])
+        out[folder] = [spec_dict(mk(), **common) for mk in paren.ALL]
+    specs = [spec_dict(h, model={"bundled": "planted-terms"}, data={"bundled": "planted-terms"}, loss="mse",
+                       seeds=[0, 1], description=f"ground truth: {want}") for h, want in planted.three_terms()]
+    specs += [spec_dict(h, model={"bundled": "planted-heads"}, data={"bundled": "planted-heads"}, loss="next_token",
+                        seeds=[0, 1], description=f"ground truth: {want}") for h, want in planted.cancelling_heads()]
+    for act, name in ((True, "xor-relu"), (False, "xor-linear")):
+        for h, which, want in planted.xor_and_linear(act):
+            loss = {"mse": {"dims": [0 if which == "xor" else 1]}}
+            specs.append(spec_dict(h.renamed(f"{h.name} ({name})"), model={"bundled": f"planted-{name}"},
+                                   data={"bundled": f"planted-{name}"}, loss=loss, seeds=[0, 1],
+                                   description=f"ground truth: {want}"))
+    specs += [spec_dict(h, model={"bundled": "planted-sine"}, data={"bundled": "planted-sine"}, loss="mse",
+                        seeds=[0, 1], description=f"ground truth: {want}") for h, want in planted.sine()]
+    out["planted"] = specs
+    return out
+
+
+def files() -> dict[pathlib.Path, str]:
+    return {ROOT / folder / f"{slug(doc['name'])}.yaml": to_yaml(doc)
+            for folder, docs in studies().items() for doc in docs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a committed spec differs from its builder")
+    args = parser.parse_args()
+    stale = []
+    for path, text in files().items():
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT.parent.parent)}")
+    if stale:
+        sys.exit("stale spec files (run python scripts/export_specs.py): " + ", ".join(map(str, stale)))
+
+
+if __name__ == "__main__":
+    main()
