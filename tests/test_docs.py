@@ -13,12 +13,12 @@ def python_blocks(path: pathlib.Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("page", ["quickstart.md"])
-def test_doc_examples_run(page, capsys):
+@pytest.mark.parametrize("page,expected", [("quickstart.md", "loss recovered"), ("spec-format.md", "induction heads")])
+def test_doc_examples_run(page, expected, capsys):
     namespace: dict = {}
     for block in python_blocks(DOCS / page):
         exec(compile(block, f"{page}", "exec"), namespace)  # noqa: S102 - our own docs
-    assert "loss recovered" in capsys.readouterr().out
+    assert expected in capsys.readouterr().out
 
 
 def test_readme_example_runs(capsys):
