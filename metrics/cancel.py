@@ -144,7 +144,8 @@ class CancelReport:
 
 def cancel_out_report(model, hypothesis: Hypothesis, data, loss, *, seeds: Sequence[int] = (0,),
                       distance: Optional[str] = None, min_effect: float = 0.1, max_joint: float = 0.25,
-                      max_components: int = 12, reference=None, batch_size: Optional[int] = None) -> CancelReport:
+                      max_components: int = 12, reference=None, batch_size: Optional[int] = None,
+                      reference_seed: Optional[int] = None) -> CancelReport:
     """Find cancel-out pairs among the components `hypothesis` leaves unexplained (see module doc).
 
     Pairs are tested among the `max_components` components with the largest
@@ -158,7 +159,8 @@ def cancel_out_report(model, hypothesis: Hypothesis, data, loss, *, seeds: Seque
     full = with_restored(hypothesis, components, "all restored")
     alone = [with_restored(hypothesis, [c for c in components if c != k], f"scrub {k}") for k in components]
     restored = [with_restored(hypothesis, [k], f"restore {k}") for k in components]
-    kw = dict(seeds=seeds, reference=reference, distances=(dist,), batch_size=batch_size)
+    kw = dict(seeds=seeds, reference=reference, distances=(dist,), batch_size=batch_size,
+              reference_seed=reference_seed)
     evs = evaluate_many(adapter, [hypothesis, full, *alone, *restored], data, loss, **kw)
     ev_h, ev_full, ev_alone, ev_rest = evs[0], evs[1], evs[2:2 + len(components)], evs[2 + len(components):]
     d = lambda ev: ev.comparisons[dist]  # noqa: E731

@@ -156,12 +156,15 @@ class Evaluation:
 
 def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, *, seeds: Sequence[int] = (0,),
                   reference=None, metrics: Optional[Sequence] = None, distances: Optional[Sequence[str]] = None,
-                  batch_size: Optional[int] = None) -> list[Evaluation]:
+                  batch_size: Optional[int] = None, reference_seed: Optional[int] = None) -> list[Evaluation]:
     """Evaluate several hypotheses against one model, data, loss and seeds, in one batched run per seed.
 
     metrics: extra OutputMetric / ComparisonMetric objects (or distance names).
     distances: built-in distances to report (default: KL both ways and L2 for
-        classifiers and language models, L2 of outputs for MSE)."""
+        classifiers and language models, L2 of outputs for MSE).
+    reference_seed: draws the reference data when `reference` is a count; every
+        seed uses the same reference data (default: the first seed), so each
+        datum's values under different seeds are repeated measurements of it."""
     dist_names = tuple(distances) if distances is not None else default_distances(loss)
     outputs, comparisons = as_metrics(list(dist_names) + list(metrics or ()), loss)
     hypotheses = list(hypotheses)
@@ -172,8 +175,9 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
         fns[f"model:{m.name}"] = (lambda m: lambda ys, ym, b: m(ym, b))(m)
     for c in comparisons:
         fns[c.name] = c
-    per_seed = [run_compiled(compiled, seed=seed, batch_size=batch_size, metrics=fns, keep_outputs=False)
-                for seed in seeds]
+    ref_seed = seeds[0] if reference_seed is None else reference_seed
+    per_seed = [run_compiled(compiled, seed=seed, batch_size=batch_size, metrics=fns, keep_outputs=False,
+                             reference_seed=ref_seed) for seed in seeds]
     out_names = ["loss"] + [m.name for m in outputs]
     stack = lambda k, name: torch.stack([runs[k].metrics[name].cpu() for runs in per_seed])  # noqa: E731
     rnd = len(hypotheses)

@@ -59,3 +59,18 @@ def test_holm_by_hand():
     # sorted p: 0.01, 0.02, 0.03, 0.2 with m=4 -> 0.04, 0.06, 0.06 (monotone), 0.2
     assert holm([0.03, 0.01, 0.2, 0.02]) == pytest.approx([0.06, 0.04, 0.2, 0.06])
     assert holm([0.9, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_every_seed_of_an_evaluation_scores_the_same_reference_data():
+    """Per-datum values under different seeds must be repeated measurements of the same datum."""
+    from conftest import tiny_tokens, tiny_transformer
+
+    from scrub import Dataset
+    from hypotheses import Hypothesis, Node
+    from metrics import NextTokenLoss, evaluate
+
+    ev = evaluate(tiny_transformer(), Hypothesis(Node("root")), Dataset(tiny_tokens(n=50, pos=4)),
+                  NextTokenLoss(mask_field=None), seeds=(0, 1, 2), reference=20)
+    refs = [r.reference for r in ev.results]
+    assert all((refs[0] == r).all() for r in refs[1:])
+    assert (ev.model_loss[0] == ev.model_loss[1]).all()  # the model's own loss is the same datum by datum

@@ -87,13 +87,14 @@ def run_spec(spec: RunSpec, out_root: pathlib.Path, settings: Settings,
     parts = []
     seeds = progress(settings.seeds) if progress else settings.seeds
     for seed in seeds:
-        parts.append(_seed(prepared, seed, folder / "partial" / f"seed-{seed}.pt", key))
+        parts.append(_seed(prepared, seed, folder / "partial" / f"seed-{seed}.pt", key, settings.seeds[0]))
     ev = Evaluation.merge_seeds(parts)
     verdict = spec.rule.judge(ev)
     cancel = None
     if settings.cancel:
         cancel = cancel_out_report(prepared.model, spec.hypothesis, prepared.data, spec.loss, seeds=settings.seeds[:1],
-                                   reference=prepared.reference, batch_size=spec.batch_size)
+                                   reference=prepared.reference, batch_size=spec.batch_size,
+                                   reference_seed=settings.seeds[0])
         if cancel.pairs:  # a survivor whose left-out parts cancel is not explained: say so beside the verdict
             pair = cancel.pairs[0]
             verdict = replace(verdict, flags=verdict.flags + (f"cancel-out pair left unexplained: {pair.a} + {pair.b}",))
@@ -111,7 +112,7 @@ def run_spec(spec: RunSpec, out_root: pathlib.Path, settings: Settings,
     return record, folder, False
 
 
-def _seed(prepared, seed: int, path: pathlib.Path, key: str) -> Evaluation:
+def _seed(prepared, seed: int, path: pathlib.Path, key: str, reference_seed: int) -> Evaluation:
     """One seed's evaluation: loaded if saved under the same settings, else computed and saved."""
     spec = prepared.spec
     if path.exists():
@@ -119,7 +120,8 @@ def _seed(prepared, seed: int, path: pathlib.Path, key: str) -> Evaluation:
         if blob.get("settings_sha256") == key:
             return Evaluation.from_state(spec.hypothesis, blob["state"])
     ev = evaluate_many(prepared.model, [spec.hypothesis], prepared.data, spec.loss, seeds=(seed,),
-                       reference=prepared.reference, metrics=spec.metrics, batch_size=spec.batch_size)[0]
+                       reference=prepared.reference, metrics=spec.metrics, batch_size=spec.batch_size,
+                       reference_seed=reference_seed)[0]
     buffer = _to_bytes({"settings_sha256": key, "state": ev.state()})
     write_atomic(path, buffer)
     return ev

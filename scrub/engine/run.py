@@ -121,10 +121,16 @@ def reference_indices(reference: Reference, n_pool: int, n_total: int, seed: int
 
 
 def run_compiled(compiled: Compiled, *, seed: int = 0, batch_size: Optional[int] = None,
-                 metrics: Optional[Mapping[str, MetricFn]] = None, keep_outputs: bool = True) -> list[ScrubResult]:
-    """Sample and execute a compiled batch; one ScrubResult per hypothesis."""
+                 metrics: Optional[Mapping[str, MetricFn]] = None, keep_outputs: bool = True,
+                 reference_seed: Optional[int] = None) -> list[ScrubResult]:
+    """Sample and execute a compiled batch; one ScrubResult per hypothesis.
+
+    reference_seed: the seed that draws the reference data when `reference` is a
+    count (default: `seed`). Runs meant to be compared datum by datum (the seeds of
+    one evaluation) must share it, so that datum i is the same datum in every run."""
     plan, adapter = compiled.plan, compiled.adapter
-    ref = reference_indices(compiled.reference, compiled.n_pool, len(compiled.data), seed)
+    ref = reference_indices(compiled.reference, compiled.n_pool, len(compiled.data),
+                            seed if reference_seed is None else reference_seed)
     roles_np = draw_roles(plan, compiled.data, compiled.n_pool, ref, seed)
     device = adapter.device
     data = compiled.data.to(device)
