@@ -5,8 +5,8 @@
     ev.estimate("loss_recovered")  # with bootstrap intervals over data and over seeds
 
 Hypotheses and the random baseline (the hypothesis whose only node is a root
-with the unconditional sampler) run as one merged plan per seed, so they share
-their draws and the plain forward passes. Everything is kept per (seed,
+with the unconditional sampler), under every seed, run as one merged plan, so
+they share their draws and the plain forward passes. Everything is kept per (seed,
 reference datum); statistics are computed from those same numbers.
 """
 
@@ -20,7 +20,7 @@ from torch import Tensor
 
 import scrub
 from scrub.data import Dataset
-from scrub.engine.run import compile_many, run_compiled
+from scrub.engine.run import compile_many, run_seeds
 
 from hypotheses.nodes import Hypothesis, Node
 from hypotheses.samplers import Unconditional
@@ -175,9 +175,9 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
         fns[f"model:{m.name}"] = (lambda m: lambda ys, ym, b: m(ym, b))(m)
     for c in comparisons:
         fns[c.name] = c
-    ref_seed = seeds[0] if reference_seed is None else reference_seed
-    per_seed = [run_compiled(compiled, seed=seed, batch_size=batch_size, metrics=fns, keep_outputs=False,
-                             reference_seed=ref_seed) for seed in seeds]
+    # all seeds in one stacked pass: the reference data's forward pass and plain values are shared
+    per_seed = run_seeds(compiled, list(seeds), batch_size=batch_size, metrics=fns, keep_outputs=False,
+                         reference_seed=reference_seed)
     out_names = ["loss"] + [m.name for m in outputs]
     stack = lambda k, name: torch.stack([runs[k].metrics[name].cpu() for runs in per_seed])  # noqa: E731
     rnd = len(hypotheses)

@@ -66,9 +66,22 @@ class Dataset:
         known = ["inputs"] + [c for c in ("labels", "raw") if getattr(self, c) is not None] + list(self.fields)
         raise DataError(f"{self.name} has no column {name!r}; it has {known}.{did_you_mean(name, known)}")
 
-    def take(self, index: Tensor | np.ndarray | Sequence[int]) -> "Dataset":
-        """The sub-dataset at these indices (with repetition), same columns."""
-        idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+    def take(self, index: Tensor | np.ndarray | Sequence[int], cpu_index: Optional[np.ndarray] = None) -> "Dataset":
+        """The sub-dataset at these indices (with repetition), same columns.
+
+        Tensor columns are indexed on their own device; pass `cpu_index` (the same
+        indices as a numpy array) to index the Python `raw` column without moving
+        `index` off the device."""
+        if isinstance(index, Tensor):
+            idx = index.long()
+            host = cpu_index if cpu_index is not None else None
+        else:
+            host = np.asarray(index, dtype=np.int64)
+            idx = torch.as_tensor(host)
+        if host is None:
+            host = idx.cpu().numpy() if self.raw is not None or any(
+                isinstance(c, np.ndarray) or (c is not None and not isinstance(c, Tensor))
+                for c in self.fields.values()) else None
 
         def pick(col):
             if col is None:
@@ -76,10 +89,10 @@ class Dataset:
             if isinstance(col, Tensor):
                 return col[idx.to(col.device)]
             if isinstance(col, np.ndarray):
-                return col[idx.numpy()]
-            return [col[i] for i in idx.tolist()]
+                return col[host]
+            return [col[i] for i in host.tolist()]
 
-        return Dataset(self.inputs[idx.to(self.inputs.device)], pick(self.labels), pick(self.raw),
+        return Dataset(pick(self.inputs), pick(self.labels), pick(self.raw),
                        {k: pick(v) for k, v in self.fields.items()}, self.name)
 
     def to(self, device: str | torch.device) -> "Dataset":

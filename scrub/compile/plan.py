@@ -19,7 +19,7 @@ A plan is symbolic (no tensors) and made before any forward pass.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Union
 
 from hypotheses.samplers import Sampler
@@ -36,6 +36,7 @@ class RoleSpec:
     key: str  # names the random stream: stable under renaming nodes and reordering children
     label: str  # for people: "x[prev token]", "r[root]"
     node: Optional[str] = None
+    seed: Optional[int] = None  # draw with this seed instead of the run's (plans stacked over seeds)
 
 
 @dataclass(frozen=True)
@@ -137,10 +138,10 @@ def merge_plans(plans: list[Plan]) -> Plan:
         rmap: dict[int, int] = {}
         for r in plan.roles:
             parent = None if r.parent is None else rmap[r.parent]
-            ident = (r.kind, r.key, r.sampler, parent)
+            ident = (r.kind, r.key, r.sampler, parent, r.seed)
             if ident not in role_ids:
                 role_ids[ident] = len(roles)
-                roles.append(RoleSpec(len(roles), r.kind, parent, r.sampler, r.key, r.label, r.node))
+                roles.append(RoleSpec(len(roles), r.kind, parent, r.sampler, r.key, r.label, r.node, r.seed))
             rmap[r.id] = role_ids[ident]
         emap: dict[int, int] = {}
 
@@ -162,6 +163,15 @@ def merge_plans(plans: list[Plan]) -> Plan:
                   for part in plan.nodes]
         names += list(plan.hypotheses)
     return Plan(tuple(names), tuple(roles), tuple(evals), tuple(outputs), tuple(nodes), plans[0].n_positions)
+
+
+def for_seeds(plan: Plan, seeds) -> Plan:
+    """One plan computing `plan` under every seed: each drawn role is copied per seed (the reference
+    data and roles that equal them are shared), so the model's own output and everything computed on
+    the reference data are computed once. Outputs are ordered seed by seed."""
+    copies = [Plan(plan.hypotheses, tuple(r if r.kind == REFERENCE else replace(r, seed=s) for r in plan.roles),
+                   plan.evals, plan.outputs, plan.nodes, plan.n_positions) for s in seeds]
+    return merge_plans(copies)
 
 
 def edge_key(path_key: str, port: str, up: str) -> str:

@@ -23,7 +23,7 @@ from scrub.errors import InterventionError
 # Rows per stacked forward pass when the caller does not choose a chunk size.
 DEFAULT_MAX_ROWS = 2048
 
-ChunkFn = Callable[[Tensor, list, Tensor], None]  # (reference indices, scrubbed per output, model outputs)
+ChunkFn = Callable[[slice, list, Tensor], None]  # (reference rows, scrubbed per output, model outputs)
 
 
 def chunk_size_for(plan: Plan, max_rows: int = DEFAULT_MAX_ROWS) -> int:
@@ -59,7 +59,7 @@ def execute(plan: Plan, adapter: Adapter, data: Dataset, roles: dict[int, Tensor
                                                 f"expected (batch, pos) = {tuple(expected)}")
                     evaluated[e.id] = out
             scrubbed = [_value(out, plain, evaluated) for out in plan.outputs]
-            on_chunk(roles[0][rows], scrubbed, plain[(0, OUT, "output")])
+            on_chunk(rows, scrubbed, plain[(0, OUT, "output")])
 
 
 def _plain_values(adapter, data, roles, needs, rows) -> dict:

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from scrub.adapters import Adapter, adapt
 from scrub.compile.compiler import compile_hypothesis
-from scrub.compile.plan import Plan, merge_plans
+from scrub.compile.plan import Plan, for_seeds, merge_plans
 from scrub.data import Dataset
 from scrub.engine.executor import chunk_size_for, execute
 from scrub.engine.result import ScrubResult
@@ -128,23 +128,36 @@ def run_compiled(compiled: Compiled, *, seed: int = 0, batch_size: Optional[int]
     reference_seed: the seed that draws the reference data when `reference` is a
     count (default: `seed`). Runs meant to be compared datum by datum (the seeds of
     one evaluation) must share it, so that datum i is the same datum in every run."""
-    plan, adapter = compiled.plan, compiled.adapter
-    ref = reference_indices(compiled.reference, compiled.n_pool, len(compiled.data),
-                            seed if reference_seed is None else reference_seed)
-    roles_np = draw_roles(plan, compiled.data, compiled.n_pool, ref, seed)
+    return run_seeds(compiled, [seed], batch_size=batch_size, metrics=metrics, keep_outputs=keep_outputs,
+                     reference_seed=reference_seed)[0]
+
+
+def run_seeds(compiled: Compiled, seeds: Sequence[int], *, batch_size: Optional[int] = None,
+              metrics: Optional[Mapping[str, MetricFn]] = None, keep_outputs: bool = True,
+              reference_seed: Optional[int] = None) -> list[list[ScrubResult]]:
+    """Every hypothesis under every seed in one stacked pass: results[seed index][hypothesis index].
+
+    The reference data (drawn with `reference_seed`, default the first seed) and
+    everything computed on them are shared by all seeds."""
+    seeds = list(seeds)
+    plan = compiled.plan if len(seeds) == 1 else for_seeds(compiled.plan, seeds)
+    adapter = compiled.adapter
+    ref_seed = seeds[0] if reference_seed is None else reference_seed
+    ref = reference_indices(compiled.reference, compiled.n_pool, len(compiled.data), ref_seed)
+    roles_np = draw_roles(plan, compiled.data, compiled.n_pool, ref, seeds[0])
     device = adapter.device
     data = compiled.data.to(device)
-    roles = {r: torch.as_tensor(v, device=device) for r, v in roles_np.items()}
+    roles = {r: torch.as_tensor(v, device=device) for r, v in roles_np.items()}  # one transfer, before the loop
     chunk = batch_size or chunk_size_for(plan)
     K = len(plan.outputs)
     scrubbed: list[list] = [[] for _ in range(K)]
     model_out: list = []
     metric_parts = [{name: [] for name in (metrics or {})} for _ in range(K)]
 
-    def on_chunk(idx: Tensor, ys: list, y_model: Tensor) -> None:
+    def on_chunk(rows: slice, ys: list, y_model: Tensor) -> None:
         if keep_outputs:
             model_out.append(y_model)
-        batch = data.take(idx.cpu()) if metrics else None
+        batch = data.take(roles[0][rows], cpu_index=roles_np[0][rows]) if metrics else None
         for k, y in enumerate(ys):
             if keep_outputs:
                 scrubbed[k].append(y)
@@ -158,10 +171,15 @@ def run_compiled(compiled: Compiled, *, seed: int = 0, batch_size: Optional[int]
     finally:
         adapter.model.train(was_training)
     model_all = torch.cat(model_out) if keep_outputs else None
-    return [ScrubResult(hypothesis=compiled.hypotheses[k], plan=plan, index=k, seed=seed, reference=ref,
-                        roles=roles_np, scrubbed=torch.cat(scrubbed[k]) if keep_outputs else None, model=model_all,
-                        metrics={name: torch.cat(v) for name, v in metric_parts[k].items()})
-            for k in range(K)]
+    n_h = len(compiled.hypotheses)
+    results = [[None] * n_h for _ in seeds]
+    for k in range(K):
+        s, h = divmod(k, n_h)
+        results[s][h] = ScrubResult(
+            hypothesis=compiled.hypotheses[h], plan=plan, index=k, seed=seeds[s], reference=ref, roles=roles_np,
+            scrubbed=torch.cat(scrubbed[k]) if keep_outputs else None, model=model_all,
+            metrics={name: torch.cat(v) for name, v in metric_parts[k].items()})
+    return results
 
 
 def _concat(pool: Dataset, extra: Dataset) -> Dataset:

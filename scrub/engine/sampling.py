@@ -57,7 +57,7 @@ def draw_roles(plan: Plan, data: Dataset, n_pool: int, reference: np.ndarray, se
     n = len(reference)
     for role in plan.roles[1:]:
         assert role.kind == DRAW and (role.parent is None or role.parent < role.id)
-        rng = stream(seed, role.key)
+        rng = stream(seed if role.seed is None else role.seed, role.key)
         if isinstance(role.sampler, Unconditional):
             # the agreement formula with one class: a constant feature draws exactly these indices
             out[role.id] = np.minimum((rng.random(n) * n_pool).astype(np.int64), n_pool - 1)

@@ -1,0 +1,86 @@
+"""The limit: the least work a plan inherently needs, in forward-pass equivalents.
+
+A scrub must compute, for every sampled role, the part of an ordinary forward
+pass that the values it reads depend on (a site's output needs every site of a
+lower stage, and that site; the residual a site reads needs every site of a
+lower stage), plus one evaluation of each site the plan evaluates on scrubbed
+inputs, plus the model's own output on the reference data. Dividing by the
+cost of one full forward pass gives the limit in forward-pass equivalents per
+reference datum; `scripts/bench.py` reports measured time over the time of
+that many plain forward passes.
+
+Site costs are multiply-add counts from the model's shapes (attention heads:
+q/k/v/o projections and the two position-by-position products; MLPs: two
+matrix products; the output: the unembedding). LayerNorms and embedding
+lookups are counted as free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scrub.adapters.base import OUT, RESID, Adapter
+from scrub.compile.plan import Plan
+from scrub.graph import HEAD, MLP, OUTPUT, Site
+
+
+def site_costs(adapter: Adapter, n_pos: int) -> dict[str, float]:
+    """FLOPs per datum of every site (1 per term for declared-additive models)."""
+    cfg = getattr(getattr(adapter, "model", None), "cfg", None)
+    dims = None
+    if cfg is not None and hasattr(cfg, "d_model"):
+        vocab = getattr(cfg, "d_vocab_out", None) or getattr(cfg, "d_vocab", 1)
+        if vocab is None or vocab <= 0:
+            vocab = cfg.d_vocab
+        dims = (cfg.d_model, cfg.d_head, getattr(cfg, "d_mlp", None) or 0, vocab)
+    out = {}
+    for s in adapter.graph.sites:
+        out[s.name] = _cost(s, n_pos, dims)
+    return out
+
+
+def _cost(site: Site, P: int, dims) -> float:
+    if dims is None:  # no shapes known: every input term costs one unit, the readout nothing
+        return 0.0 if site.kind == OUTPUT else 1.0
+    d, h, d_mlp, vocab = dims
+    if site.kind == HEAD:
+        return 2.0 * (3 * P * d * h + 2 * P * P * h + P * h * d)
+    if site.kind == MLP:
+        return 2.0 * 2 * P * d * d_mlp
+    if site.kind == OUTPUT:
+        return 2.0 * P * d * vocab
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Limit:
+    forward_equivalents: float  # per reference datum
+    plain: float  # of which: prefixes of ordinary forward passes, one per role
+    evals: float  # of which: site evaluations on scrubbed inputs
+    n_roles: int
+    n_evals: int
+
+    def __str__(self) -> str:
+        return (f"{self.forward_equivalents:.2f} forward passes per datum ({self.plain:.2f} in {self.n_roles} "
+                f"plain prefixes, {self.evals:.2f} in {self.n_evals} site evaluations)")
+
+
+def plan_limit(plan: Plan, adapter: Adapter) -> Limit:
+    costs = site_costs(adapter, plan.n_positions)
+    full = sum(costs.values())
+    sites = {s.name: s for s in adapter.graph.sites}
+    needs = plan.plain_needs()
+    needs.setdefault(0, set()).add((OUT, "output"))  # the model's own output on the reference data
+    plain = 0.0
+    for wants in needs.values():
+        required: set[str] = set()
+        for what, name in wants:
+            if what not in (OUT, RESID):
+                continue  # key masks come from the tokens: no compute
+            site = sites[name]
+            required |= {s.name for s in adapter.graph.sites if s.stage < site.stage}  # what `site` reads
+            if what == OUT:
+                required.add(name)
+        plain += sum(costs[n] for n in required)
+    evals = sum(costs[e.site] for e in plan.evals)
+    return Limit((plain + evals) / full, plain / full, evals / full, len(needs), len(plan.evals))
