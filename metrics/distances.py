@@ -7,17 +7,19 @@ distance shows it. Each is averaged over the positions a loss reads.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
 def _weighted(fn):
-    """Apply a per-position distance only where some datum's weight is non-zero, then average
-    per datum with the weights: positions no loss reads cost nothing."""
+    """Apply a per-position distance only at the (datum, position) pairs with non-zero weight, then
+    average per datum with the weights: positions no loss reads cost nothing."""
     def wrapped(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:
-        used = (weights != 0).any(0)
-        per_pos = fn(a[:, used].float(), b[:, used].float())  # (N, used positions)
-        w = weights[:, used]
-        return (per_pos * w).sum(-1) / w.sum(-1).clamp_min(1e-12)
+        rows, cols = weights.nonzero(as_tuple=True)
+        per = fn(a[rows, cols].float(), b[rows, cols].float())  # (number of weighted pairs,)
+        w = weights[rows, cols].to(per.dtype)
+        total = torch.zeros(len(weights), dtype=per.dtype, device=per.device).index_add_(0, rows, per * w)
+        return total / weights.sum(-1).to(per.dtype).clamp_min(1e-12)
     wrapped.__name__ = fn.__name__
     wrapped.__doc__ = fn.__doc__
     return wrapped

@@ -67,26 +67,29 @@ class ScrubTransformerAdapter(HookedAdapter):
         model, cfg = self.model, self.model.cfg
         layer = requests[0].site.layer
         B, pos, d = requests[0].inputs["q"].shape
-        # pack: block b holds, for each head, that head's b-th request
-        slots: dict[int, int] = {}
+        heads = sorted({r.site.head for r in requests})  # compute only the heads asked for
+        slot = {h: i for i, h in enumerate(heads)}
+        # pack: row block b holds, for each requested head, that head's b-th request
+        count: dict[int, int] = {}
         where = []
         for r in requests:
             h = r.site.head
-            where.append((slots.get(h, 0), h))
-            slots[h] = slots.get(h, 0) + 1
-        n_blocks = max(slots.values())
-        shape = (n_blocks * B, pos, cfg.n_heads, d)
+            where.append((count.get(h, 0), slot[h]))
+            count[h] = count.get(h, 0) + 1
+        n_blocks = max(count.values())
+        shape = (n_blocks * B, pos, len(heads), d)
         ins = {p: torch.zeros(shape, dtype=self.dtype, device=self.device) for p in ("q", "k", "v")}
         key_mask: Optional[Tensor] = None
         if cfg.pad_token_id is not None:
-            key_mask = torch.ones(n_blocks * B, cfg.n_heads, pos, dtype=torch.bool, device=self.device)
-        for r, (b, h) in zip(requests, where):
+            key_mask = torch.ones(n_blocks * B, len(heads), pos, dtype=torch.bool, device=self.device)
+        for r, (b, i) in zip(requests, where):
             rows = slice(b * B, (b + 1) * B)
             for p in ("q", "k", "v"):
-                ins[p][rows, :, h] = r.inputs[p]
+                ins[p][rows, :, i] = r.inputs[p]
             if key_mask is not None:
                 if r.mask_inputs is None:
                     raise InterventionError(f"{r.site.name}: this model masks padding, but no mask input was planned.")
-                key_mask[rows, h] = model.key_mask(r.mask_inputs)
-        result = model.attention_heads(layer, ins["q"], ins["k"], ins["v"], key_mask)  # (rows, pos, head, d_model)
-        return [result[b * B:(b + 1) * B, :, h] for b, h in where]
+                key_mask[rows, i] = model.key_mask(r.mask_inputs)
+        index = torch.tensor(heads, device=self.device)
+        result = model.attention_heads(layer, ins["q"], ins["k"], ins["v"], key_mask, heads=index)
+        return [result[b * B:(b + 1) * B, :, i] for b, i in where]

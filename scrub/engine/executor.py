@@ -63,19 +63,26 @@ def execute(plan: Plan, adapter: Adapter, data: Dataset, roles: dict[int, Tensor
 
 
 def _plain_values(adapter, data, roles, needs, rows) -> dict:
-    """One stacked forward pass over every role that needs plain values."""
-    order = sorted(needs)
-    index = torch.cat([roles[r][rows] for r in order])
-    wants = set().union(*needs.values())
-    got = adapter.plain(data.inputs[index], wants)
+    """Plain values for every role: roles that need the same depth of the forward pass share one
+    stacked pass, which stops at that depth (a role reading only layer 0 does not run layer 11)."""
+    stage = {s.name: s.stage for s in adapter.graph.sites}
+    groups: dict[float, list[int]] = defaultdict(list)
+    for r, wants in needs.items():
+        depth = max(stage[site] + (0.5 if what == OUT else 0.0) for what, site in wants)
+        groups[depth].append(r)
     B = rows.stop - rows.start
     out = {}
-    for i, r in enumerate(order):
-        for what, site in needs[r]:
-            t = got[(what, site)]
-            if t is None:
-                raise InterventionError(f"the adapter returned no {what!r} value for {site!r}")
-            out[(r, what, site)] = t[i * B:(i + 1) * B]
+    for depth in sorted(groups):
+        order = sorted(groups[depth])
+        index = torch.cat([roles[r][rows] for r in order])
+        wants = set().union(*(needs[r] for r in order))
+        got = adapter.plain(data.inputs[index], wants)
+        for i, r in enumerate(order):
+            for what, site in needs[r]:
+                t = got.get((what, site))
+                if t is None:
+                    raise InterventionError(f"the adapter returned no {what!r} value for {site!r}")
+                out[(r, what, site)] = t[i * B:(i + 1) * B]
     return out
 
 

@@ -9,7 +9,8 @@ TransformerLens state dicts load by key, and TL-style hook code works on it.
 
 Layer-level entry points (`attention_heads`, `mlp_out`, `unembed_logits`) let
 the engine evaluate one site on chosen inputs without a whole forward pass;
-their hook points fire as in a full forward pass.
+their hook points fire as in a full forward pass, except the per-head input
+hooks when only some heads are computed.
 """
 
 from __future__ import annotations
@@ -128,15 +129,21 @@ class Attention(nn.Module):
         return torch.einsum("bphm,hmd->bphd", x, W) + b
 
     def forward(self, q_in: Tensor, k_in: Tensor, v_in: Tensor, key_mask: Optional[Tensor],
-                use_result: bool = False) -> tuple[Tensor, Optional[Tensor]]:
+                use_result: bool = False, heads: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
         """Returns (attention output summed over heads with b_O, per-head result or None).
 
         key_mask: bool, True where a key may be attended to; shape (batch, k_pos)
         or (batch, head, k_pos) when heads of one row read different data.
+        heads: compute only these heads (indices); per-head inputs then have one
+        slot per selected head. Used to evaluate a few heads without the rest.
         """
-        q = self.hook_q(self._project(q_in, self.W_Q, self.b_Q))  # (b, q_pos, h, d_head)
-        k = self.hook_k(self._project(k_in, self.W_K, self.b_K))  # (b, k_pos, h, d_head)
-        v = self.hook_v(self._project(v_in, self.W_V, self.b_V))
+        W = [self.W_Q, self.W_K, self.W_V, self.W_O, self.b_Q, self.b_K, self.b_V]
+        if heads is not None:
+            W = [w[heads] for w in W]
+        W_Q, W_K, W_V, W_O, b_Q, b_K, b_V = W
+        q = self.hook_q(self._project(q_in, W_Q, b_Q))  # (b, q_pos, h, d_head)
+        k = self.hook_k(self._project(k_in, W_K, b_K))  # (b, k_pos, h, d_head)
+        v = self.hook_v(self._project(v_in, W_V, b_V))
         scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / self.scale
         n_q, n_k = scores.shape[-2], scores.shape[-1]
         if self.cfg.attention_dir == "causal":
@@ -149,9 +156,9 @@ class Attention(nn.Module):
         pattern = self.hook_pattern(scores.softmax(-1))
         z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
         if use_result:
-            result = self.hook_result(torch.einsum("bqhd,hdm->bqhm", z, self.W_O))  # (b, pos, h, d_model)
+            result = self.hook_result(torch.einsum("bqhd,hdm->bqhm", z, W_O))  # (b, pos, h, d_model)
             return result.sum(2) + self.b_O, result
-        return torch.einsum("bqhd,hdm->bqm", z, self.W_O) + self.b_O, None
+        return torch.einsum("bqhd,hdm->bqm", z, W_O) + self.b_O, None
 
 
 class MLP(nn.Module):
@@ -296,15 +303,16 @@ class ScrubTransformer(HookedRootModule):
 
     # --- layer-level entry points used by the engine ------------------------
     def attention_heads(self, layer: int, q_in: Tensor, k_in: Tensor, v_in: Tensor,
-                        key_mask: Optional[Tensor]) -> Tensor:
+                        key_mask: Optional[Tensor], heads: Optional[Tensor] = None) -> Tensor:
         """Per-head outputs `(batch, pos, head, d_model)` (z @ W_O, no b_O) of one
-        layer, where head h reads `q_in[:, :, h]`, `k_in[:, :, h]`, `v_in[:, :, h]`
-        (residual-stream inputs before LayerNorm)."""
+        layer, where head slot i reads `q_in[:, :, i]`, `k_in[:, :, i]`, `v_in[:, :, i]`
+        (residual-stream inputs before LayerNorm); slot i is head `heads[i]`, or
+        head i when `heads` is None."""
         block = self.blocks[layer]
-        q_in = block.hook_q_input(q_in)
-        k_in = block.hook_k_input(k_in)
-        v_in = block.hook_v_input(v_in)
-        _, result = block.attn(block.ln1(q_in), block.ln1(k_in), block.ln1(v_in), key_mask, use_result=True)
+        if heads is None:  # the per-head input hooks see every head, as in a split-input forward pass
+            q_in, k_in, v_in = block.hook_q_input(q_in), block.hook_k_input(k_in), block.hook_v_input(v_in)
+        _, result = block.attn(block.ln1(q_in), block.ln1(k_in), block.ln1(v_in), key_mask, use_result=True,
+                               heads=heads)
         return result
 
     def mlp_out(self, layer: int, mlp_in: Tensor) -> Tensor:
