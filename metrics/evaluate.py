@@ -156,7 +156,8 @@ class Evaluation:
 
 def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, *, seeds: Sequence[int] = (0,),
                   reference=None, metrics: Optional[Sequence] = None, distances: Optional[Sequence[str]] = None,
-                  batch_size: Optional[int] = None, reference_seed: Optional[int] = None) -> list[Evaluation]:
+                  batch_size: Optional[int] = None, reference_seed: Optional[int] = None,
+                  log_to=None) -> list[Evaluation]:
     """Evaluate several hypotheses against one model, data, loss and seeds, in one batched run per seed.
 
     metrics: extra OutputMetric / ComparisonMetric objects (or distance names).
@@ -164,7 +165,10 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
         classifiers and language models, L2 of outputs for MSE).
     reference_seed: draws the reference data when `reference` is a count; every
         seed uses the same reference data (default: the first seed), so each
-        datum's values under different seeds are repeated measurements of it."""
+        datum's values under different seeds are repeated measurements of it.
+    log_to: "wandb" (or a dict of `scrub.report.wandb_log.log_record` options,
+        e.g. {"project": "induction", "mode": "offline"}) logs each evaluation
+        with its default verdict as one W&B run."""
     dist_names = tuple(distances) if distances is not None else default_distances(loss)
     outputs, comparisons = as_metrics(list(dist_names) + list(metrics or ()), loss)
     hypotheses = list(hypotheses)
@@ -184,10 +188,28 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
     random_vals = {n: stack(rnd, n) for n in out_names}
     random_cmp = {c.name: stack(rnd, c.name) for c in comparisons}
     model_vals = {n: stack(0, f"model:{n}") for n in out_names}
-    return [Evaluation(h, loss.name, tuple(seeds), {n: stack(k, n) for n in out_names}, model_vals, random_vals,
-                       {c.name: stack(k, c.name) for c in comparisons}, random_cmp,
-                       [runs[k] for runs in per_seed])
-            for k, h in enumerate(hypotheses)]
+    evaluations = [Evaluation(h, loss.name, tuple(seeds), {n: stack(k, n) for n in out_names}, model_vals,
+                              random_vals, {c.name: stack(k, c.name) for c in comparisons}, random_cmp,
+                              [runs[k] for runs in per_seed])
+                   for k, h in enumerate(hypotheses)]
+    if log_to is not None:
+        _log(evaluations, log_to, data)
+    return evaluations
+
+
+def _log(evaluations, log_to, data) -> None:
+    """Log at the edge: the W&B module is imported only when asked for."""
+    if log_to != "wandb" and not isinstance(log_to, dict):
+        raise scrub.MetricError(f"log_to={log_to!r}: use 'wandb' or a dict of W&B options.")
+    from metrics.verdicts import VerdictRule
+    from scrub.report.record import evaluation_record
+    from scrub.report.wandb_log import log_record
+
+    options = {} if log_to == "wandb" else dict(log_to)
+    rule = VerdictRule()
+    for ev in evaluations:
+        record = evaluation_record(ev, rule.judge(ev), rule, data={"name": data.name, "n_pool": len(data)})
+        log_record(record, **{"run_name": ev.name, **options})
 
 
 def evaluate(model, hypothesis: Hypothesis, data: Dataset, loss, **kw) -> Evaluation:

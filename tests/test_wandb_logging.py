@@ -370,3 +370,19 @@ print("ok")
     env = {**os.environ, "PYTHONPATH": os.path.dirname(__file__)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_python_api_log_to(tmp_path, monkeypatch):
+    """evaluate(..., log_to=...) logs one run per evaluation through the same module."""
+    import scrub.report.wandb_log as wl
+    from conftest import tiny_tokens, tiny_transformer
+    from scrub import Dataset
+    from hypotheses import Hypothesis, Node
+    from metrics import NextTokenLoss, evaluate
+
+    logged = []
+    monkeypatch.setattr(wl, "log_record", lambda record, **kw: logged.append((record, kw)) or "run-dir")
+    evaluate(tiny_transformer(), Hypothesis(Node("root"), name="exact"), Dataset(tiny_tokens(n=20)),
+             NextTokenLoss(mask_field=None), log_to={"project": "p", "mode": "offline"})
+    (record, kw), = logged
+    assert record["name"] == "exact" and kw == {"run_name": "exact", "project": "p", "mode": "offline"}

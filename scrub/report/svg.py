@@ -1,0 +1,285 @@
+"""Dependency-free SVG plots for the HTML report: histograms and the hypothesis tree.
+
+Plain strings, no matplotlib: the report must be self-contained and the
+toolkit must not pull a plotting stack. Every text that reaches the SVG goes
+through `esc` (names in the record are user text).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Iterable, Mapping, Optional, Sequence
+
+PALETTE = ("#4269d0", "#ef8a3c", "#3ca951", "#ff725c", "#a463f2", "#97bbf5", "#9c6b4e", "#6cc5b0")
+FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif\""
+
+
+def esc(text: object) -> str:
+    """Escape any value for use in SVG/HTML text or attributes."""
+    return html.escape(str(text), quote=True)
+
+
+def _finite(values: Iterable) -> list[float]:
+    out = []
+    for v in values or ():
+        if v is None or isinstance(v, bool):
+            continue
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out.append(f)
+    return out
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round tick positions (1, 2, 5 times a power of ten) covering [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(count, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks, t, i = [], first, 0
+    while t <= hi + step * 1e-9 and i < 100:
+        ticks.append(0.0 if abs(t) < step * 1e-9 else t)
+        i += 1
+        t = first + i * step
+    return ticks
+
+
+def tick_labels(ticks: Sequence[float]) -> list[str]:
+    """The shortest labels (fewest significant digits) that still tell every tick apart."""
+    step = min((abs(b - a) for a, b in zip(ticks, ticks[1:])), default=0.0)
+    labels = [f"{t:.1g}" for t in ticks]
+    for digits in range(1, 13):
+        labels = [f"{t:.{digits}g}" for t in ticks]
+        exact = all(abs(float(s) - t) <= step * 1e-3 for s, t in zip(labels, ticks))
+        if len(set(labels)) == len(labels) and exact:
+            break
+    return labels
+
+
+def _text(x: float, y: float, s: object, *, size: int = 11, anchor: str = "start", weight: str = "normal",
+          fill: str = "#222", extra: str = "") -> str:
+    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" font-weight="{weight}" '
+            f'fill="{fill}"{extra}>{esc(s)}</text>')
+
+
+def histogram(series: Mapping[str, Sequence], *, title: str = "", xlabel: str = "", ylabel: str = "count",
+              bins: Optional[int] = None, mode: str = "overlay", markers: Optional[Mapping[str, object]] = None,
+              width: int = 960, height: int = 320, svg_id: Optional[str] = None) -> str:
+    """Histograms of several named distributions on one shared binning.
+
+    mode "overlay" draws translucent full-width bars on top of each other;
+    "grouped" puts the series side by side inside each bin. markers maps a
+    label to an x value drawn as a dashed vertical line (None is skipped).
+    Bars carry class "bar" and data-series with the series name.
+    """
+    if mode not in ("overlay", "grouped"):
+        raise ValueError(f"histogram mode must be 'overlay' or 'grouped', got {mode!r}")
+    data = {str(name): _finite(vals) for name, vals in series.items()}
+    marks = {str(k): float(v) for k, v in (markers or {}).items() if _finite([v])}
+    pool = [v for vals in data.values() for v in vals] + list(marks.values())
+    ml, mr, mt, mb = 56, 16, 30 if title else 12, 62
+    pw, ph = width - ml - mr, height - mt - mb
+    ident = f' id="{esc(svg_id)}"' if svg_id else ""
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg"{ident} class="plot histogram" width="{width}" '
+           f'height="{height}" viewBox="0 0 {width} {height}" role="img" {FONT}>']
+    if title:
+        out.append(f"<title>{esc(title)}</title>")
+        out.append(_text(ml, 18, title, size=13, weight="600"))
+    if not pool:
+        out.append(_text(width / 2, height / 2, "no values to plot", size=13, anchor="middle", fill="#777"))
+        return "".join(out) + "</svg>"
+
+    lo, hi = min(pool), max(pool)
+    if hi - lo <= 1e-12 * max(1.0, abs(lo)):
+        pad = abs(lo) * 0.1 or 0.5
+        lo, hi = lo - pad, hi + pad
+    n_max = max((len(v) for v in data.values()), default=1)
+    nb = bins or int(min(40, max(8, math.ceil(math.sqrt(n_max) * 1.5))))
+    step = (hi - lo) / nb
+    counts: dict[str, list[int]] = {}
+    for name, vals in data.items():
+        c = [0] * nb
+        for v in vals:
+            c[min(nb - 1, max(0, int((v - lo) / step)))] += 1
+        counts[name] = c
+    cmax = max((max(c) for c in counts.values()), default=1) or 1
+    ystep = max(1, math.ceil(nice_ticks(0, cmax, 4)[1])) if cmax > 1 else 1
+    ytop = ystep * math.ceil(cmax / ystep)
+    yticks = [float(t) for t in range(0, ytop + 1, ystep)]
+
+    def sx(v: float) -> float:
+        return ml + (v - lo) / (hi - lo) * pw
+
+    def sy(v: float) -> float:
+        return mt + ph - v / ytop * ph
+
+    out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="#fafafa" stroke="none"/>')
+    for t in yticks:  # gridlines and y labels
+        y = sy(t)
+        out.append(f'<line x1="{ml}" x2="{ml + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e3e3"/>')
+        out.append(_text(ml - 6, y + 4, f"{int(t)}", size=10, anchor="end", fill="#555"))
+    k = len(counts)
+    for si, (name, c) in enumerate(counts.items()):
+        colour = PALETTE[si % len(PALETTE)]
+        for b, n in enumerate(c):
+            if not n:
+                continue
+            x0, x1 = sx(lo + b * step), sx(lo + (b + 1) * step)
+            if mode == "grouped":
+                w = (x1 - x0) / k
+                x0, x1 = x0 + si * w, x0 + (si + 1) * w
+            tip = f"{name}: {n} in [{lo + b * step:.4g}, {lo + (b + 1) * step:.4g})"
+            out.append(f'<rect class="bar" data-series="{esc(name)}" x="{x0 + 0.5:.1f}" y="{sy(n):.1f}" '
+                       f'width="{max(x1 - x0 - 1, 0.8):.1f}" height="{sy(0) - sy(n):.1f}" fill="{colour}" '
+                       f'fill-opacity="{0.45 if mode == "overlay" and k > 1 else 0.85}" stroke="{colour}" '
+                       f'stroke-width="0.8"><title>{esc(tip)}</title></rect>')
+    for mi, (label, v) in enumerate(marks.items()):
+        x = sx(v)
+        out.append(f'<line class="marker" x1="{x:.1f}" x2="{x:.1f}" y1="{mt}" y2="{mt + ph}" stroke="#111" '
+                   f'stroke-width="1.5" stroke-dasharray="5 3"><title>{esc(label)}: {v:.4g}</title></line>')
+        right = x < ml + pw * 0.7
+        out.append(_text(x + (4 if right else -4), mt + 12 + 13 * mi, f"{label} = {v:.4g}", size=10,
+                         anchor="start" if right else "end", fill="#111",
+                         extra=' stroke="#fafafa" stroke-width="3" paint-order="stroke"'))
+    xticks = [t for t in nice_ticks(lo, hi, 6) if lo - 1e-12 <= t <= hi + 1e-12]
+    base = mt + ph
+    out.append(f'<line x1="{ml}" x2="{ml + pw}" y1="{base}" y2="{base}" stroke="#333"/>')
+    out.append(f'<line x1="{ml}" x2="{ml}" y1="{mt}" y2="{base}" stroke="#333"/>')
+    for t, label in zip(xticks, tick_labels(xticks)):
+        x = sx(t)
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}" stroke="#333"/>')
+        out.append(_text(x, base + 16, label, size=10, anchor="middle", fill="#555"))
+    if xlabel:
+        out.append(_text(ml + pw / 2, base + 32, xlabel, size=11, anchor="middle"))
+    if ylabel:
+        out.append(_text(14, mt + ph / 2, ylabel, size=11, anchor="middle",
+                         extra=f' transform="rotate(-90 14 {mt + ph / 2:.1f})"'))
+    lx, ly = ml, height - 10  # legend along the bottom
+    for si, (name, vals) in enumerate(data.items()):
+        colour = PALETTE[si % len(PALETTE)]
+        mean = f"mean {sum(vals) / len(vals):.4g}" if vals else "no values"
+        label = f"{name} (n={len(vals)}, {mean})"
+        out.append(f'<rect class="legend" x="{lx}" y="{ly - 9}" width="10" height="10" fill="{colour}" '
+                   f'fill-opacity="0.7" stroke="{colour}"/>')
+        out.append(_text(lx + 14, ly, label, size=10))
+        lx += 24 + int(len(label) * 5.6)
+    return "".join(out) + "</svg>"
+
+
+# ---- the interpretation graph -------------------------------------------------------------------------
+
+BOX_W, LINE_H, GAP_X, GAP_Y, MAX_PATHS = 210, 14, 18, 38, 3
+
+
+def _clip(s: str, limit: int) -> str:
+    return s if len(s) <= limit else s[: limit - 1] + "\u2026"
+
+
+def _layout(nodes: Sequence[Mapping]) -> tuple[dict[str, tuple[float, int]], list[tuple[str, str]]]:
+    """Tidy top-down layout: leaves take consecutive slots, parents centre over their children."""
+    names = [str(n.get("name")) for n in nodes]
+    known = set(names)
+    children: dict[Optional[str], list[str]] = {}
+    for n, name in zip(nodes, names):
+        parent = n.get("parent")
+        parent = str(parent) if parent is not None and str(parent) in known and str(parent) != name else None
+        children.setdefault(parent, []).append(name)
+    pos: dict[str, tuple[float, int]] = {}
+    edges: list[tuple[str, str]] = []
+    slot = [0]
+
+    def place(name: str, depth: int) -> float:
+        pos[name] = (0.0, depth)  # marks visited before recursing: guards against cycles
+        kids = [c for c in children.get(name, []) if c not in pos]
+        xs = []
+        for c in kids:
+            edges.append((name, c))
+            xs.append(place(c, depth + 1))
+        x = (xs[0] + xs[-1]) / 2 if xs else float(slot[0])
+        if not xs:
+            slot[0] += 1
+        pos[name] = (x, depth)
+        return x
+
+    for root in children.get(None, []):
+        place(root, 0)
+    for name in names:  # anything unreachable (a parent cycle) still gets drawn
+        if name not in pos:
+            place(name, 0)
+    return pos, edges
+
+
+def _box_lines(node: Mapping) -> list[tuple[str, str]]:
+    """(css class, text) lines inside a node's box."""
+    chars = int((BOX_W - 14) / 6.2)
+    lines = [("name", _clip(str(node.get("name")), int((BOX_W - 14) / 7.8)))]
+    lines.append(("sampler", _clip(f"sampler: {node.get('sampler', 'n/a')}", chars)))
+    paths = [str(p) for p in (node.get("paths") or [])]
+    for p in paths[:MAX_PATHS]:
+        lines.append(("path", _clip(p, chars)))
+    if len(paths) > MAX_PATHS:
+        lines.append(("more", f"+{len(paths) - MAX_PATHS} more path{'s' if len(paths) - MAX_PATHS > 1 else ''}"))
+    if not paths:
+        lines.append(("more", "(no paths)"))
+    return lines
+
+
+def tree(nodes: Sequence[Mapping], *, svg_id: Optional[str] = None) -> str:
+    """The hypothesis graph top-down: one box per node (name, sampler, paths), parent-to-child edges.
+
+    The SVG has its natural pixel size (wide trees scroll in their container
+    rather than shrink to unreadable text); full texts sit in <title> tooltips.
+    """
+    ident = f' id="{esc(svg_id)}"' if svg_id else ""
+    if not nodes:
+        return (f'<svg xmlns="http://www.w3.org/2000/svg"{ident} class="plot tree" width="300" height="40" '
+                f'{FONT}>{_text(10, 24, "no nodes in the hypothesis graph", fill="#777")}</svg>')
+    by_name = {str(n.get("name")): n for n in nodes}
+    pos, edges = _layout(nodes)
+    lines = {name: _box_lines(n) for name, n in by_name.items()}
+    box_h = 12 + LINE_H * max(len(v) for v in lines.values())
+    slots = max(x for x, _ in pos.values()) + 1
+    depth = max(d for _, d in pos.values()) + 1
+    width = int(slots * (BOX_W + GAP_X) + GAP_X)
+    height = int(depth * (box_h + GAP_Y) + GAP_Y / 2)
+
+    def corner(name: str) -> tuple[float, float]:
+        x, d = pos[name]
+        return GAP_X + x * (BOX_W + GAP_X), GAP_Y / 2 + d * (box_h + GAP_Y)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg"{ident} class="plot tree" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" {FONT}><title>hypothesis graph</title>']
+    for parent, child in edges:
+        (px, py), (cx, cy) = corner(parent), corner(child)
+        x1, y1, x2, y2 = px + BOX_W / 2, py + box_h, cx + BOX_W / 2, cy
+        mid = (y1 + y2) / 2
+        out.append(f'<path class="edge" d="M{x1:.1f},{y1:.1f} C{x1:.1f},{mid:.1f} {x2:.1f},{mid:.1f} '
+                   f'{x2:.1f},{y2:.1f}" fill="none" stroke="#8a8a8a" stroke-width="1.4"/>')
+    for name, node in by_name.items():
+        x, y = corner(name)
+        leaf = bool(node.get("leaf"))
+        tip = [f"{name}", f"sampler: {node.get('sampler')}", f"policy: {node.get('policy')}"]
+        if node.get("other_inputs") is not None:
+            tip.append(f"other inputs: {node.get('other_inputs')}")
+        tip += [f"path: {p}" for p in node.get("paths") or []]
+        out.append(f'<g class="node" data-name="{esc(name)}"><title>{esc(chr(10).join(tip))}</title>')
+        out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{BOX_W}" height="{box_h}" rx="6" '
+                   f'fill="{"#eef6ee" if leaf else "#eef2fb"}" stroke="{"#5a9a5a" if leaf else "#4269d0"}" '
+                   f'stroke-width="1.2"/>')
+        for i, (kind, text) in enumerate(lines[name]):
+            ty = y + 16 + i * LINE_H
+            if kind == "name":
+                out.append(_text(x + 8, ty, text, size=12, weight="700", extra=' class="node-name"'))
+            elif kind == "path":
+                out.append(_text(x + 8, ty, text, size=10, fill="#333",
+                                 extra=' class="node-path" font-family="ui-monospace, Menlo, Consolas, monospace"'))
+            else:
+                out.append(_text(x + 8, ty, text, size=10, fill="#666", extra=f' class="node-{kind}"'))
+        out.append("</g>")
+    return "".join(out) + "</svg>"
