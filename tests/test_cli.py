@@ -30,7 +30,9 @@ def invoke(*args):
 
 @pytest.mark.parametrize("spec_path", SPECS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_bundled_spec_runs_with_the_python_api_numbers(spec_path, tmp_path):
-    if spec_path.parent.name == "paren-external" and not paren.external_available():
+    needs_shared = "paren-external" in spec_path.read_text() or "paren-redwood" in spec_path.read_text() or \
+        "paren-curriculum" in spec_path.read_text()
+    if needs_shared and not paren.external_available():
         pytest.skip(f"shared paren-balancer folder not found at {paren.shared_dir()}")
     result = invoke("run", spec_path, "--out", tmp_path, "--reference", REFERENCE, "--seeds", 1)
     assert result.exit_code == 0, result.output
@@ -145,8 +147,9 @@ def test_sites_compare_and_cancel(tiny_spec, tmp_path):
 def test_the_installed_console_command(tiny_spec, tmp_path):
     """The real entry point, in a subprocess: exit codes are what a shell sees."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
-    ok = subprocess.run(["scrub", "validate", str(tiny_spec("ok"))], capture_output=True, text=True, env=env)
-    bad = subprocess.run(["scrub", "validate", str(tiny_spec("bad", site="hed.1.0"))], capture_output=True, text=True,
+    command = str(pathlib.Path(sys.executable).parent / "scrub")  # installed beside this interpreter
+    ok = subprocess.run([command, "validate", str(tiny_spec("ok"))], capture_output=True, text=True, env=env)
+    bad = subprocess.run([command, "validate", str(tiny_spec("bad", site="hed.1.0"))], capture_output=True, text=True,
                          env=env)
     assert ok.returncode == 0, ok.stderr
     assert bad.returncode == 2 and "Did you mean 'head.1.0'" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,215 @@
+"""Benchmark the engine: speed against the limit, the naive hook loop and nnsight; stacking; memory.
+
+    python scripts/bench.py --quick                 # CPU-sized: a few minutes
+    python scripts/bench.py [--device cuda]         # full sizes
+    python scripts/bench.py --workloads gpt2 --quick
+
+Every figure is a ratio against a baseline timed in the same process:
+
+- the limit: plain forward passes over the same data timed here, times the
+  plan's least work in forward-pass equivalents (scrub/engine/cost.py);
+- the naive hook loop: one full forward pass with TransformerLens hooks per
+  treeified node (the site-level walk of tests/reference.py);
+- nnsight: the same walk with every forward pass an nnsight trace;
+- stacking: K hypotheses one after another against K in one merged plan;
+- memory: peak memory at N and 4N reference data with a fixed chunk size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
+
+import scrub  # noqa: E402
+from scrub.engine.cost import plan_limit  # noqa: E402
+from scrub.engine.run import compile_many, run_seeds  # noqa: E402
+from scrub.report import markdown_table  # noqa: E402
+
+import bench_workloads as W  # noqa: E402
+
+SIZES = {  # (reference data, naive/nnsight data, GPT-2 sequence length)
+    "quick": {"induction": (512, 64), "paren": (512, 64), "gpt2": (8, 2, 32)},
+    "full": {"induction": (4096, 256), "paren": (4096, 256), "gpt2": (64, 4, 128)},
+}
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: str, repeat: int = 3) -> float:
+    """Median wall time of `fn()` over `repeat` runs (after one warm-up)."""
+    fn()
+    sync(device)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def forward_time(model, inputs, rows: int, device: str) -> float:
+    """Plain forward passes over `inputs`, in batches of `rows`: the unit the limit is counted in."""
+    def go():
+        with torch.inference_mode():
+            for i in range(0, len(inputs), rows):
+                model(inputs[i:i + rows])
+    return timed(go, device)
+
+
+def workload(name: str, mode: str):
+    size = SIZES[mode][name]
+    if name == "gpt2":
+        return W.gpt2_shaped(size[0], size[2]), size[1]
+    return getattr(W, name)(size[0]), size[1]
+
+
+def run_ours(compiled, seeds=(0,), batch=None):
+    return run_seeds(compiled, list(seeds), keep_outputs=False, batch_size=batch)
+
+
+def bench_speed(w, device: str, repeat: int) -> tuple[list, dict]:
+    model = w.model.to(device)
+    adapter = scrub.adapt(model)
+    data = w.data.to(device)
+    rows = []
+    n = len(data)
+    fwd = forward_time(model, data.inputs, min(n, 512), device)
+    for h in w.hypotheses:
+        compiled = scrub.compile(adapter, h, data)
+        limit = plan_limit(compiled.plan, adapter)
+        t = timed(lambda: run_ours(compiled), device, repeat)
+        rows.append([w.name, h.name, f"{n / t:,.0f}", f"{limit.forward_equivalents:.2f}",
+                     f"{t / (limit.forward_equivalents * fwd):.2f}"])
+    return rows, {"forward_s": fwd, "n": n}
+
+
+def bench_baselines(w, n_small: int, device: str, use_nnsight: bool) -> list:
+    """Ours, the naive hook loop and nnsight on the main hypothesis and the same data subset."""
+    from reference import Reference, ScrubTransformerOps
+
+    model = w.model.to(device)
+    data = w.data.take(list(range(n_small))).to(device)
+    result = scrub.run(model, w.main, data, seed=0)
+    t_ours = timed(lambda: scrub.run(model, w.main, data, seed=0, keep_outputs=False), device, 3)
+    ops = ScrubTransformerOps(model)
+    start = time.perf_counter()
+    naive = Reference(ops, w.main, data.inputs, result).run()
+    t_naive = time.perf_counter() - start
+    diff = (naive - result.scrubbed).abs().max().item()
+    row = [w.name, w.main.name, n_small, f"{t_ours / n_small * 1e3:.1f}", f"{t_naive / n_small * 1e3:.1f}",
+           f"{t_naive / t_ours:.1f}x", f"{diff:.1e}"]
+    if use_nnsight:
+        from bench_nnsight import NNsightOps
+
+        nn_ops = NNsightOps(model)
+        start = time.perf_counter()
+        via_nnsight = Reference(nn_ops, w.main, data.inputs, result).run()
+        t_nn = time.perf_counter() - start
+        row += [f"{t_nn / n_small * 1e3:.1f}", f"{t_nn / t_ours:.1f}x",
+                f"{(via_nnsight - result.scrubbed).abs().max().item():.1e}"]
+    else:
+        row += ["-", "-", "-"]
+    return row
+
+
+def bench_stacking(w, k: int, device: str) -> list:
+    model = w.model.to(device)
+    adapter = scrub.adapt(model)
+    data = w.data.to(device)
+    variants = w.variants(k)
+    singles = [scrub.compile(adapter, h, data) for h in variants]
+    stacked = compile_many(adapter, variants, data)
+    t_seq = timed(lambda: [run_ours(c) for c in singles], device, 1)
+    t_stack = timed(lambda: run_ours(stacked), device, 1)
+    return [w.name, len(variants), f"{t_seq:.2f}", f"{t_stack:.2f}", f"{t_seq / t_stack:.1f}x",
+            f"{plan_limit(stacked.plan, adapter).forward_equivalents:.1f}"]
+
+
+def peak_memory(name: str, mode: str, scale: int, batch: int, device: str) -> float:
+    """Peak memory (MB) of one run at `scale` times the reference data, in a fresh process."""
+    cmd = [sys.executable, __file__, "--_memory", name, mode, str(scale), str(batch), device]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ})
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _memory_child(name: str, mode: str, scale: int, batch: int, device: str) -> None:
+    w, _ = workload(name, mode)
+    data = w.data
+    if scale > 1:
+        data = data.take(torch.arange(len(data)).repeat(scale))
+    model = w.model.to(device)
+    compiled = scrub.compile(model, w.main, data.to(device))
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    run_ours(compiled, batch=batch)
+    if device.startswith("cuda"):
+        print(torch.cuda.max_memory_allocated() / 2**20)
+    else:
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--_memory":
+        _memory_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CPU-sized workloads (a few minutes)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--workloads", default="induction,paren,gpt2")
+    parser.add_argument("--stack", type=int, default=16, help="hypotheses stacked in one pass")
+    parser.add_argument("--no-nnsight", action="store_true")
+    parser.add_argument("--json", type=pathlib.Path, help="also write the tables as JSON")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    torch.set_grad_enabled(False)
+    try:
+        import nnsight  # noqa: F401
+        use_nn = not args.no_nnsight
+    except ImportError:
+        use_nn = False
+        print("nnsight is not installed (pip install nnsight); its column is skipped")
+    speed, base, stack, memory = [], [], [], []
+    started = time.time()
+    for name in args.workloads.split(","):
+        w, n_small = workload(name, mode)
+        print(f"[{time.time() - started:5.0f}s] {name}: {len(w.data)} reference data", flush=True)
+        rows, info = bench_speed(w, args.device, 1 if name == "gpt2" else 3)
+        speed += rows
+        base.append(bench_baselines(w, n_small, args.device, use_nn))
+        stack.append(bench_stacking(w, args.stack, args.device))
+        batch = max(1, len(w.data) // 4)
+        memory.append([name, batch, len(w.data), f"{peak_memory(name, mode, 1, batch, args.device):.0f}",
+                       4 * len(w.data), f"{peak_memory(name, mode, 4, batch, args.device):.0f}"])
+    tables = {
+        "speed": (["workload", "hypothesis", "data/s", "limit (fwd/datum)", "time / limit"], speed),
+        "baselines": (["workload", "hypothesis", "data", "ours ms/datum", "naive hook loop ms/datum", "speedup",
+                       "max diff", "nnsight ms/datum", "speedup", "max diff (nnsight)"], base),
+        "stacking": (["workload", "hypotheses", "one after another (s)", "stacked (s)", "speedup",
+                      "stacked limit (fwd/datum)"], stack),
+        "memory": (["workload", "chunk", "reference data", "peak MB", "reference data", "peak MB"], memory),
+    }
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
+    print(f"\n## {mode} benchmark on {device}, torch {torch.__version__} ({time.time() - started:.0f}s)\n")
+    for title, (header, rows) in tables.items():
+        print(f"### {title}\n\n{markdown_table(rows, header)}\n")
+    if args.json:
+        args.json.write_text(json.dumps({k: {"header": h, "rows": r} for k, (h, r) in tables.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

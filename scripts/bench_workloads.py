@@ -1,0 +1,87 @@
+"""Benchmark workloads: a model, data and hypotheses each (see scripts/bench.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import torch
+
+from scrub import Dataset, ScrubTransformer, TransformerConfig
+from hypotheses import Hypothesis, Node, agree, token_at, unconditional
+
+
+@dataclass
+class Workload:
+    name: str
+    model: torch.nn.Module
+    data: Dataset
+    loss: object
+    hypotheses: list  # the workload's own hypotheses
+    main: Hypothesis  # the one compared with the naive loop and nnsight
+
+    def variants(self, k: int) -> list:
+        """k variants of `main` for the stacking measurement (cancel-out report variants)."""
+        return restore_variants(self.model, self.main, k)
+
+
+def restore_variants(model, h: Hypothesis, k: int) -> list:
+    """k distinct variants of h, as a cancel-out report builds them: h with one unexplained component restored."""
+    import scrub
+    from metrics.cancel import unexplained_components, with_restored
+
+    components = unexplained_components(h, scrub.adapt(model).graph)
+    return [with_restored(h, [c], f"{h.name} + {c}") for c in components[:k]]
+
+
+def induction(n: int) -> Workload:
+    from scrub.bundled import induction as ind
+    from hypotheses.bundled import induction as hyps
+    from metrics import NextTokenLoss
+
+    main = hyps.full_induction()
+    return Workload("induction", ind.load_model(), ind.make_dataset(n, seed=12345), NextTokenLoss("induction_mask"),
+                    [mk() for mk in hyps.ALL], main)
+
+
+def paren(n: int) -> Workload:
+    from scrub.bundled import paren as P
+    from hypotheses.bundled import paren as hyps
+    from metrics import ClassificationLoss
+
+    if P.external_available():
+        model, data = P.load_external_model(), P.load_external_data("redwood", n=n)
+    else:
+        model, data = P.load_model(), P.make_dataset(n, seed=1)
+    main = hyps.count_horizon_open()
+    return Workload("paren", model, data, ClassificationLoss(0), [mk() for mk in hyps.ALL], main)
+
+
+# An IOI-shaped hypothesis in GPT-2 small's coordinates (the heads the IOI circuit names), 19 heads.
+NAME_MOVERS = ["head.9.6", "head.9.9", "head.10.0"]
+S_INHIBITION = ["head.7.3", "head.7.9", "head.8.6", "head.8.10"]
+DUPLICATE = ["head.0.1", "head.3.0", "head.5.5", "head.6.9"]
+BACKUP = ["head.10.10", "head.10.6", "head.10.2", "head.10.1", "head.11.2", "head.9.7", "head.9.0", "head.11.9"]
+
+
+def ioi_hypothesis() -> Hypothesis:
+    dup = Node("duplicate-token heads", [f".v <- {h}" for h in DUPLICATE], agree(token_at(2)))
+    s_inh = Node("S-inhibition heads", [f".q <- {h}" for h in S_INHIBITION], agree(token_at(4)), children=[dup])
+    movers = Node("name movers", [f"output <- {h}" for h in NAME_MOVERS], agree(token_at(-1)), children=[s_inh])
+    backup = Node("backup name movers", [f"output <- {h}" for h in BACKUP], agree(token_at(-1)))
+    return Hypothesis(Node("output", children=[movers, backup]), name="IOI-shaped, 19 heads")
+
+
+def gpt2_shaped(n: int, seq: int) -> Workload:
+    from metrics import NextTokenLoss
+
+    cfg = TransformerConfig(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024,
+                            act_fn="gelu_new", normalization="LN", seed=0, init_range=0.02)
+    model = ScrubTransformer(cfg).eval()
+    tokens = torch.randint(0, 100, (n, seq), generator=torch.Generator().manual_seed(0))  # few values: real classes
+    mask = torch.zeros(n, seq, dtype=torch.bool)
+    mask[:, -2] = True  # loss where the IOI answer would be predicted
+    data = Dataset(tokens, fields={"loss_mask": mask}, name=f"random tokens ({seq} long)")
+    main = ioi_hypothesis()
+    simple = Hypothesis(Node("output", children=[Node("name movers", [f"output <- {h}" for h in NAME_MOVERS],
+                                                      agree(token_at(-1)))]), name="name movers only")
+    rnd = Hypothesis(Node("output", sampler=unconditional()), name="random")
+    return Workload("gpt2-shaped", model, data, NextTokenLoss(), [main, simple, rnd], main)
