@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import pathlib
-import resource
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 import scrub  # noqa: E402
 from scrub.engine.cost import plan_limit  # noqa: E402
+from scrub.engine.executor import DEFAULT_MAX_ROWS  # noqa: E402
 from scrub.engine.run import compile_many, run_seeds  # noqa: E402
 from scrub.report import markdown_table  # noqa: E402
 
@@ -88,7 +88,8 @@ def bench_speed(w, device: str, repeat: int) -> tuple[list, dict]:
     data = w.data.to(device)
     rows = []
     n = len(data)
-    fwd = forward_time(model, data.inputs, min(n, 512), device)
+    # the unit: plain forward passes in batches as large as the engine's stacked passes (a fair baseline)
+    fwd = forward_time(model, data.inputs, min(n, DEFAULT_MAX_ROWS), device)
     for h in w.hypotheses:
         compiled = scrub.compile(adapter, h, data)
         limit = plan_limit(compiled.plan, adapter)
@@ -156,11 +157,23 @@ def _memory_child(name: str, mode: str, scale: int, batch: int, device: str) -> 
     compiled = scrub.compile(model, w.main, data.to(device))
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:  # reset the kernel's peak-RSS counter so only the run is measured (Linux: clear_refs 5)
+        pathlib.Path("/proc/self/clear_refs").write_text("5")
+        base = _rss("VmRSS")
     run_ours(compiled, batch=batch)
     if device.startswith("cuda"):
-        print(torch.cuda.max_memory_allocated() / 2**20)
+        print((torch.cuda.max_memory_allocated() - base) / 2**20)
     else:
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print((_rss("VmHWM") - base) / 2**20)
+
+
+def _rss(field: str) -> int:
+    """Bytes of a /proc/self/status memory field (VmRSS: now; VmHWM: peak since the last reset)."""
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def main() -> None:
@@ -201,7 +214,8 @@ def main() -> None:
                        "max diff", "nnsight ms/datum", "speedup", "max diff (nnsight)"], base),
         "stacking": (["workload", "hypotheses", "one after another (s)", "stacked (s)", "speedup",
                       "stacked limit (fwd/datum)"], stack),
-        "memory": (["workload", "chunk", "reference data", "peak MB", "reference data", "peak MB"], memory),
+        "memory": (["workload", "chunk", "reference data", "peak MB above start", "reference data",
+                    "peak MB above start"], memory),
     }
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
     print(f"\n## {mode} benchmark on {device}, torch {torch.__version__} ({time.time() - started:.0f}s)\n")

@@ -87,6 +87,14 @@ class ModelGraph:
             self._upstream[key] = ups
         return self._upstream[key]
 
+    def read_point(self, site: Site) -> Site:
+        """The site that names the residual stream `site` reads: every reader of one stage reads the
+        same sum, so all heads of a layer share one name (and one tensor) for it."""
+        for s in self.sites:
+            if s.stage == site.stage and s.ports:
+                return s
+        return site
+
     def can_reach(self, lower: Site, upper: Site) -> bool:
         """True when some chain of edges leads from `lower` into `upper`."""
         if lower.additive:

@@ -64,32 +64,53 @@ class ScrubTransformerAdapter(HookedAdapter):
         return list(out.split(B))
 
     def _eval_heads(self, requests: list[SiteRequest]) -> list[Tensor]:
+        """Pack requests into row blocks (block b holds each head's b-th request) and compute, for each
+        run of blocks with the same heads, only those heads: a head asked for often does not make the
+        rarely asked heads be computed again and again."""
+        B = requests[0].inputs["q"].shape[0]
+        per_head: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            per_head.setdefault(r.site.head, []).append(i)
+        n_blocks = max(len(v) for v in per_head.values())
+        heads_in = [tuple(sorted(h for h, v in per_head.items() if len(v) > b)) for b in range(n_blocks)]
+        out: list = [None] * len(requests)
+        start = 0
+        while start < n_blocks:  # head sets shrink block by block: group equal neighbours
+            stop = start
+            while stop < n_blocks and heads_in[stop] == heads_in[start]:
+                stop += 1
+            heads = heads_in[start]
+            cells = [[per_head[h][b] for h in heads] for b in range(start, stop)]  # request per (block, slot)
+            result = self._attention_cells(requests, cells, heads, B)
+            for j, row in enumerate(cells):
+                for slot, i in enumerate(row):
+                    out[i] = result[j * B:(j + 1) * B, :, slot]
+            start = stop
+        return out
+
+    def _attention_cells(self, requests, cells, heads, B) -> Tensor:
+        """One attention call: row block j, head slot s reads request cells[j][s]."""
         model, cfg = self.model, self.model.cfg
-        layer = requests[0].site.layer
-        B, pos, d = requests[0].inputs["q"].shape
-        heads = sorted({r.site.head for r in requests})  # compute only the heads asked for
-        slot = {h: i for i, h in enumerate(heads)}
-        # pack: row block b holds, for each requested head, that head's b-th request
-        count: dict[int, int] = {}
-        where = []
-        for r in requests:
-            h = r.site.head
-            where.append((count.get(h, 0), slot[h]))
-            count[h] = count.get(h, 0) + 1
-        n_blocks = max(count.values())
-        shape = (n_blocks * B, pos, len(heads), d)
-        ins = {p: torch.zeros(shape, dtype=self.dtype, device=self.device) for p in ("q", "k", "v")}
+        _, pos, d = requests[0].inputs["q"].shape
+        shape = (len(cells) * B, pos, len(heads), d)
+        ins = {}
+        for p in ("q", "k", "v"):
+            if all(all(requests[i].inputs[p] is requests[row[0]].inputs[p] for i in row) for row in cells):
+                # every head of a block reads one tensor: normalise and project it once for all heads
+                ins[p] = torch.cat([requests[row[0]].inputs[p] for row in cells])  # (rows, pos, d_model)
+            else:
+                ins[p] = torch.stack([torch.stack([requests[i].inputs[p] for i in row], dim=2) for row in cells]
+                                     ).reshape(shape)
         key_mask: Optional[Tensor] = None
         if cfg.pad_token_id is not None:
-            key_mask = torch.ones(n_blocks * B, len(heads), pos, dtype=torch.bool, device=self.device)
-        for r, (b, i) in zip(requests, where):
-            rows = slice(b * B, (b + 1) * B)
-            for p in ("q", "k", "v"):
-                ins[p][rows, :, i] = r.inputs[p]
-            if key_mask is not None:
-                if r.mask_inputs is None:
-                    raise InterventionError(f"{r.site.name}: this model masks padding, but no mask input was planned.")
-                key_mask[rows, i] = model.key_mask(r.mask_inputs)
+            masks = []
+            for row in cells:
+                for i in row:
+                    if requests[i].mask_inputs is None:
+                        raise InterventionError(f"{requests[i].site.name}: this model masks padding, but no mask "
+                                                "input was planned.")
+                masks.append(torch.stack([model.key_mask(requests[i].mask_inputs) for i in row], dim=1))
+            key_mask = torch.cat(masks)  # (rows, heads, pos)
         index = torch.tensor(heads, device=self.device)
-        result = model.attention_heads(layer, ins["q"], ins["k"], ins["v"], key_mask, heads=index)
-        return [result[b * B:(b + 1) * B, :, i] for b, i in where]
+        layer = requests[0].site.layer
+        return model.attention_heads(layer, ins["q"], ins["k"], ins["v"], key_mask, heads=index)

@@ -320,7 +320,7 @@ class _Compiler:
         base = max(votes, key=lambda r: (votes[r], r == default_role)) if votes else default_role
         terms = tuple(Term(value, Plain("out", up.name, base), positions) for up, positions, value in parts
                       if value != Plain("out", up.name, base))
-        return InputExpr(Plain("resid", site.name, base), terms)
+        return InputExpr(Plain("resid", self.graph.read_point(site).name, base), terms)
 
     def _mask_role(self, site: Site, ctx: Ctx, matches: frozenset, path_key: str, positions) -> int:
         mask_site = self.graph.site("pad_mask")

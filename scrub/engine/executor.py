@@ -48,7 +48,8 @@ def execute(plan: Plan, adapter: Adapter, data: Dataset, roles: dict[int, Tensor
             evaluated: dict[int, Tensor] = {}
             for stage in sorted(stages):
                 batch = stages[stage]
-                requests = [_request(adapter, data, roles, e, plain, evaluated, rows) for e in batch]
+                inputs: dict = {}  # one tensor per distinct input expression: equal inputs are one object
+                requests = [_request(adapter, data, roles, e, plain, evaluated, rows, inputs) for e in batch]
                 outputs = adapter.evaluate(requests)
                 if len(outputs) != len(batch):
                     raise InterventionError(f"adapter returned {len(outputs)} results for {len(batch)} site evaluations")
@@ -108,7 +109,11 @@ def _input(expr: InputExpr, plain: dict, evaluated: dict) -> Tensor:
     return x
 
 
-def _request(adapter, data, roles, e, plain, evaluated, rows) -> SiteRequest:
-    inputs = {port: _input(expr, plain, evaluated) for port, expr in e.inputs}
+def _request(adapter, data, roles, e, plain, evaluated, rows, cache: dict) -> SiteRequest:
+    inputs = {}
+    for port, expr in e.inputs:
+        if expr not in cache:
+            cache[expr] = _input(expr, plain, evaluated)
+        inputs[port] = cache[expr]
     mask = None if e.mask_role is None else data.inputs[roles[e.mask_role][rows]]
     return SiteRequest(adapter.graph.site(e.site), inputs, mask)
