@@ -15,6 +15,8 @@ from nnsight import NNsight
 
 
 class NNsightOps:
+    positional = True
+
     def __init__(self, model):
         from reference import transformer_sites
 

@@ -60,6 +60,8 @@ def transformer_sites(n_layers, n_heads, has_mlp, padded):
 class ScrubTransformerOps:
     """Our own transformer: per-head input and result hooks, TransformerLens names."""
 
+    positional = True
+
     def __init__(self, model):
         self.model = copy.deepcopy(model).eval()
         self.model.set_use_split_qkv_input(True)
@@ -119,6 +121,8 @@ class BridgeOps:
     emulated with one forward pass per input (reading that head's q, k or v)
     and one more that writes them."""
 
+    positional = True
+
     def __init__(self, model):
         self.model = model.eval()
         cfg = model.cfg
@@ -177,6 +181,8 @@ class BridgeOps:
 
 class AdditiveOps:
     """out = readout(sum of coef * term(x)), computed directly."""
+
+    positional = False
 
     def __init__(self, terms, readout=None):
         self.terms = terms  # name -> (fn, coef)
@@ -239,7 +245,7 @@ class Reference:
         self.inputs = inputs
         self.sites = {s.name: s for s in ops.sites}
         self.infos = hypothesis.infos()
-        self.n_pos = inputs.shape[1] if isinstance(ops, (ScrubTransformerOps, BridgeOps)) else 1
+        self.n_pos = inputs.shape[1] if ops.positional else 1
         self.idx = result.node_indices()
         self.ref_idx = torch.as_tensor(result.reference)
         self.patterns = {name: [self._resolve(p) for p in info.paths] for name, info in self.infos.items()}
