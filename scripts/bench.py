@@ -128,7 +128,7 @@ def bench_baselines(w, n_small: int, device: str, use_nnsight: bool) -> list:
     return row
 
 
-def bench_stacking(w, k: int, device: str) -> list:
+def bench_stacking(w, k: int, device: str, forward_s: float) -> list:
     model = w.model.to(device)
     adapter = scrub.adapt(model)
     data = w.data.to(device)
@@ -137,8 +137,9 @@ def bench_stacking(w, k: int, device: str) -> list:
     stacked = compile_many(adapter, variants, data)
     t_seq = timed(lambda: [run_ours(c) for c in singles], device, 1)
     t_stack = timed(lambda: run_ours(stacked), device, 1)
-    return [w.name, len(variants), f"{t_seq:.2f}", f"{t_stack:.2f}", f"{t_seq / t_stack:.1f}x",
-            f"{plan_limit(stacked.plan, adapter).forward_equivalents:.1f}"]
+    limit = plan_limit(stacked.plan, adapter).forward_equivalents
+    return [w.name, len(variants), f"{t_seq:.2f}", f"{t_stack:.2f}", f"{t_seq / t_stack:.1f}x", f"{limit:.1f}",
+            f"{t_stack / (limit * forward_s):.2f}"]
 
 
 def peak_memory(name: str, mode: str, scale: int, batch: int, device: str) -> float:
@@ -204,7 +205,7 @@ def main() -> None:
         rows, info = bench_speed(w, args.device, 1 if name == "gpt2" else 3)
         speed += rows
         base.append(bench_baselines(w, n_small, args.device, use_nn))
-        stack.append(bench_stacking(w, args.stack, args.device))
+        stack.append(bench_stacking(w, args.stack, args.device, info["forward_s"]))
         batch = max(1, len(w.data) // 4)
         memory.append([name, batch, len(w.data), f"{peak_memory(name, mode, 1, batch, args.device):.0f}",
                        4 * len(w.data), f"{peak_memory(name, mode, 4, batch, args.device):.0f}"])
@@ -213,7 +214,7 @@ def main() -> None:
         "baselines": (["workload", "hypothesis", "data", "ours ms/datum", "naive hook loop ms/datum", "speedup",
                        "max diff", "nnsight ms/datum", "speedup", "max diff (nnsight)"], base),
         "stacking": (["workload", "hypotheses", "one after another (s)", "stacked (s)", "speedup",
-                      "stacked limit (fwd/datum)"], stack),
+                      "stacked limit (fwd/datum)", "stacked time / limit"], stack),
         "memory": (["workload", "chunk", "reference data", "peak MB above start", "reference data",
                     "peak MB above start"], memory),
     }

@@ -97,7 +97,8 @@ class ScrubTransformerAdapter(HookedAdapter):
         for p in ("q", "k", "v"):
             if all(all(requests[i].inputs[p] is requests[row[0]].inputs[p] for i in row) for row in cells):
                 # every head of a block reads one tensor: normalise and project it once for all heads
-                ins[p] = torch.cat([requests[row[0]].inputs[p] for row in cells])  # (rows, pos, d_model)
+                firsts = [requests[row[0]].inputs[p] for row in cells]
+                ins[p] = firsts[0] if len(firsts) == 1 else torch.cat(firsts)  # (rows, pos, d_model)
             else:
                 ins[p] = torch.stack([torch.stack([requests[i].inputs[p] for i in row], dim=2) for row in cells]
                                      ).reshape(shape)

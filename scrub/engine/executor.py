@@ -48,8 +48,8 @@ def execute(plan: Plan, adapter: Adapter, data: Dataset, roles: dict[int, Tensor
             evaluated: dict[int, Tensor] = {}
             for stage in sorted(stages):
                 batch = stages[stage]
-                inputs: dict = {}  # one tensor per distinct input expression: equal inputs are one object
-                requests = [_request(adapter, data, roles, e, plain, evaluated, rows, inputs) for e in batch]
+                inputs = _StageInputs(batch, plain, evaluated)
+                requests = [_request(adapter, data, roles, e, rows, inputs) for e in batch]
                 outputs = adapter.evaluate(requests)
                 if len(outputs) != len(batch):
                     raise InterventionError(f"adapter returned {len(outputs)} results for {len(batch)} site evaluations")
@@ -94,26 +94,50 @@ def _value(v: Value, plain: dict, evaluated: dict) -> Tensor:
     return evaluated[v.id]
 
 
-def _input(expr: InputExpr, plain: dict, evaluated: dict) -> Tensor:
-    x = _value(expr.base, plain, evaluated)
-    if not expr.terms:
-        return x
-    x = x.clone()
-    for t in expr.terms:
-        value, minus = _value(t.value, plain, evaluated), _value(t.minus, plain, evaluated)
-        if t.positions is None:
-            x.add_(value).sub_(minus)  # in place: no temporary per term
-        else:
-            pos = list(t.positions)
-            x[:, pos] += value[:, pos] - minus[:, pos]
-    return x
+class _StageInputs:
+    """The inputs of one stage's evaluations, computed with shared work.
+
+    Equal input expressions give one tensor (so the adapter can project it once
+    for every head that reads it). Inputs that share difference terms (16
+    variants of one hypothesis differ in one term each) share partial sums:
+    each input's terms are ordered by how many inputs of the stage use them, and
+    partial sums are memoised by term prefix, so a shared term is added once."""
+
+    def __init__(self, evals, plain: dict, evaluated: dict):
+        self.plain, self.evaluated = plain, evaluated
+        uses: dict = defaultdict(int)
+        for e in evals:
+            for _, expr in e.inputs:
+                for t in set(expr.terms):
+                    uses[(expr.base, t)] += 1
+        self.uses = uses
+        self.done: dict = {}
+        self.partial: dict = {}
+
+    def get(self, expr: InputExpr) -> Tensor:
+        if expr not in self.done:
+            terms = sorted(expr.terms, key=lambda t: (-self.uses[(expr.base, t)], repr(t)))
+            self.done[expr] = self._prefix(expr.base, tuple(terms))
+        return self.done[expr]
+
+    def _prefix(self, base, terms: tuple) -> Tensor:
+        key = (base, terms)
+        if key not in self.partial:
+            if not terms:
+                return _value(base, self.plain, self.evaluated)
+            x = self._prefix(base, terms[:-1]).clone()
+            t = terms[-1]
+            value, minus = _value(t.value, self.plain, self.evaluated), _value(t.minus, self.plain, self.evaluated)
+            if t.positions is None:
+                x.add_(value).sub_(minus)  # in place on our own copy: no temporary
+            else:
+                pos = list(t.positions)
+                x[:, pos] += value[:, pos] - minus[:, pos]
+            self.partial[key] = x
+        return self.partial[key]
 
 
-def _request(adapter, data, roles, e, plain, evaluated, rows, cache: dict) -> SiteRequest:
-    inputs = {}
-    for port, expr in e.inputs:
-        if expr not in cache:
-            cache[expr] = _input(expr, plain, evaluated)
-        inputs[port] = cache[expr]
+def _request(adapter, data, roles, e, rows, inputs: _StageInputs) -> SiteRequest:
+    inputs = {port: inputs.get(expr) for port, expr in e.inputs}
     mask = None if e.mask_role is None else data.inputs[roles[e.mask_role][rows]]
     return SiteRequest(adapter.graph.site(e.site), inputs, mask)

@@ -130,7 +130,8 @@ class Attention(nn.Module):
 
     def forward(self, q_in: Tensor, k_in: Tensor, v_in: Tensor, key_mask: Optional[Tensor],
                 use_result: bool = False, heads: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
-        """Returns (attention output summed over heads with b_O, per-head result or None).
+        """Returns (attention output summed over heads with b_O, per-head result or None); with `heads`,
+        only the per-head result (a sum over some heads is no attention output).
 
         key_mask: bool, True where a key may be attended to; shape (batch, k_pos)
         or (batch, head, k_pos) when heads of one row read different data.
@@ -144,7 +145,7 @@ class Attention(nn.Module):
         q = self.hook_q(self._project(q_in, W_Q, b_Q))  # (b, q_pos, h, d_head)
         k = self.hook_k(self._project(k_in, W_K, b_K))  # (b, k_pos, h, d_head)
         v = self.hook_v(self._project(v_in, W_V, b_V))
-        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / self.scale
+        scores = torch.einsum("bqhd,bkhd->bhqk", q / self.scale, k)  # scale the (smaller) queries
         n_q, n_k = scores.shape[-2], scores.shape[-1]
         if self.cfg.attention_dir == "causal":
             causal = torch.ones(n_q, n_k, dtype=torch.bool, device=scores.device).tril()
@@ -157,7 +158,7 @@ class Attention(nn.Module):
         z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
         if use_result:
             result = self.hook_result(torch.einsum("bqhd,hdm->bqhm", z, W_O))  # (b, pos, h, d_model)
-            return result.sum(2) + self.b_O, result
+            return (None if heads is not None else result.sum(2) + self.b_O), result
         return torch.einsum("bqhd,hdm->bqm", z, W_O) + self.b_O, None
 
 
@@ -311,8 +312,9 @@ class ScrubTransformer(HookedRootModule):
         block = self.blocks[layer]
         if heads is None:  # the per-head input hooks see every head, as in a split-input forward pass
             q_in, k_in, v_in = block.hook_q_input(q_in), block.hook_k_input(k_in), block.hook_v_input(v_in)
-        _, result = block.attn(block.ln1(q_in), block.ln1(k_in), block.ln1(v_in), key_mask, use_result=True,
-                               heads=heads)
+        normed: dict[int, Tensor] = {}  # normalise each distinct input once (q, k and v often share one)
+        q, k, v = (normed.setdefault(id(x), block.ln1(x)) for x in (q_in, k_in, v_in))
+        _, result = block.attn(q, k, v, key_mask, use_result=True, heads=heads)
         return result
 
     def mlp_out(self, layer: int, mlp_in: Tensor) -> Tensor:
