@@ -50,3 +50,28 @@ def cancelling_record() -> dict:
     cancel = cancel_out_report(adapter, h, data, MSELoss(), seeds=(0, 1))
     return evaluation_record(ev, rule.judge(ev), rule, cancel=cancel, model={"kind": "additive"},
                              data={"name": data.name, "n_pool": len(data)}, seconds=0.5)
+
+
+def ranking_record(second_name: str = "only a") -> dict:
+    """A real "scrub.compare/1" record: two hypotheses about out = a(x) + b(x)."""
+    from hypotheses import Hypothesis, Node
+    from metrics import compare
+    from scrub.report.record import ranking_record as make
+
+    class Sum(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b = nn.Linear(3, 1), nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.a(x) + self.b(x)
+
+    model = Sum()
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        data = Dataset(x, labels=model(x).squeeze(-1), name="sum")
+    adapter = scrub.additive(model, {"a": model.a, "b": model.b})
+    hs = [Hypothesis(Node("out", children=[Node("a", "output <- a"), Node("b", "output <- b")]), name="a and b"),
+          Hypothesis(Node("out", children=[Node("a", "output <- a")]), name=second_name)]
+    return make(compare(adapter, hs, data, MSELoss(), seeds=(0,)))

@@ -57,6 +57,18 @@ def transformer_sites(n_layers, n_heads, has_mlp, padded):
     return sites
 
 
+def put(value, head=None):
+    """A TransformerLens hook that overwrites the activation (one head's slice when `head` is given)."""
+    def hook(act, hook):
+        act = act.clone()
+        if head is None:
+            act[:] = value
+        else:
+            act[:, :, head] = value
+        return act
+    return hook
+
+
 class ScrubTransformerOps:
     """Our own transformer: per-head input and result hooks, TransformerLens names."""
 
@@ -88,16 +100,6 @@ class ScrubTransformerOps:
         N, P = next(iter(inputs.values())).shape[:2]
         tokens = mask_tokens if mask_tokens is not None else torch.zeros(N, P, dtype=torch.long)
         got = {}
-
-        def put(value, head=None):
-            def hook(act, hook):
-                act = act.clone()
-                if head is None:
-                    act[:] = value
-                else:
-                    act[:, :, head] = value
-                return act
-            return hook
 
         def keep(act, hook):
             got["v"] = act
@@ -147,16 +149,6 @@ class BridgeOps:
         N, P = next(iter(inputs.values())).shape[:2]
         tokens = torch.zeros(N, P, dtype=torch.long)
         got = {}
-
-        def put(value, head=None):
-            def hook(act, hook):
-                act = act.clone()
-                if head is None:
-                    act[:] = value
-                else:
-                    act[:, :, head] = value
-                return act
-            return hook
 
         def keep(name):
             def hook(act, hook):

@@ -45,7 +45,7 @@ import torch.nn as nn
 import scrub
 from hypotheses import Hypothesis, Node
 from metrics import MSELoss, compare
-from records import cancelling_record, transformer_record
+from records import cancelling_record, ranking_record as build_ranking_record, transformer_record
 from scrub.report.record import ranking_record
 
 wandb = pytest.importorskip("wandb")
@@ -175,24 +175,8 @@ def wandb_env(tmp_path_factory):
 
 
 def ranking() -> dict:
-    """A real "scrub.compare/1" record: two hypotheses about out = a(x) + b(x)."""
-    class Sum(nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.a, self.b = nn.Linear(3, 1), nn.Linear(3, 1)
-
-        def forward(self, x):
-            return self.a(x) + self.b(x)
-
-    model = Sum()
-    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        data = scrub.Dataset(x, labels=model(x).squeeze(-1), name="sum")
-    adapter = scrub.additive(model, {"a": model.a, "b": model.b})
-    hs = [Hypothesis(Node("out", children=[Node("a", "output <- a"), Node("b", "output <- b")]), name="a and b"),
-          Hypothesis(Node("out", children=[Node("a", "output <- a")]), name="only a")]
-    return ranking_record(compare(adapter, hs, data, MSELoss(), seeds=(0,)))
+    """A real "scrub.compare/1" record (see tests/records.py)."""
+    return build_ranking_record()
 
 
 @pytest.fixture(scope="module")
