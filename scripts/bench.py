@@ -3,11 +3,13 @@
     python scripts/bench.py --quick                 # CPU-sized: a few minutes
     python scripts/bench.py [--device cuda]         # full sizes
     python scripts/bench.py --workloads gpt2 --quick
+    python scripts/bench.py --quick --doc quick-cpu  # also rewrite that block of docs/performance.md
 
 Every figure is a ratio against a baseline timed in the same process:
 
-- the limit: plain forward passes over the same data timed here, times the
-  plan's least work in forward-pass equivalents (scrub/engine/cost.py);
+- the limit: plain forward passes over the same data, each timed right after
+  the run it is compared with, times the plan's least work in forward-pass
+  equivalents (scrub/engine/cost.py);
 - the naive hook loop: one full forward pass with TransformerLens hooks per
   treeified node (the site-level walk of tests/reference.py);
 - nnsight: the same walk with every forward pass an nnsight trace;
@@ -18,6 +20,7 @@ Every figure is a ratio against a baseline timed in the same process:
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import pathlib
@@ -37,6 +40,7 @@ from scrub.engine.run import compile_many, run_seeds  # noqa: E402
 from scrub.report import markdown_table  # noqa: E402
 
 import bench_workloads as W  # noqa: E402
+from doc_blocks import put_block  # noqa: E402
 
 SIZES = {  # (reference data, naive/nnsight data, GPT-2 sequence length)
     "quick": {"induction": (512, 64), "paren": (512, 64), "gpt2": (8, 2, 32)},
@@ -49,10 +53,11 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, device: str, repeat: int = 3) -> float:
-    """Median wall time of `fn()` over `repeat` runs (after one warm-up)."""
-    fn()
-    sync(device)
+def timed(fn, device: str, repeat: int = 3, warm: bool = True) -> float:
+    """Median wall time of `fn()` over `repeat` runs (after one warm-up unless `warm` is False)."""
+    if warm:
+        fn()
+        sync(device)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -62,13 +67,29 @@ def timed(fn, device: str, repeat: int = 3) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def forward_time(model, inputs, rows: int, device: str) -> float:
+def forward_pass_fn(model, inputs, rows: int):
     """Plain forward passes over `inputs`, in batches of `rows`: the unit the limit is counted in."""
     def go():
         with torch.inference_mode():
             for i in range(0, len(inputs), rows):
                 model(inputs[i:i + rows])
-    return timed(go, device)
+    return go
+
+
+def paired(fn, unit, device: str, repeat: int) -> tuple[float, float]:
+    """Median time of `fn()` and median of its time over the time of `unit()` run right after it.
+
+    Pairing each run with its own unit keeps the ratio honest on a machine whose
+    speed drifts during the benchmark (shared CPUs, clocks, other processes).
+    """
+    fn()
+    unit()
+    times, ratios = [], []
+    for _ in range(repeat):
+        t_fn = timed(fn, device, 1, warm=False)
+        times.append(t_fn)
+        ratios.append(t_fn / timed(unit, device, 1, warm=False))
+    return sorted(times)[len(times) // 2], sorted(ratios)[len(ratios) // 2]
 
 
 def workload(name: str, mode: str):
@@ -89,14 +110,13 @@ def bench_speed(w, device: str, repeat: int) -> tuple[list, dict]:
     rows = []
     n = len(data)
     # the unit: plain forward passes in batches as large as the engine's stacked passes (a fair baseline)
-    fwd = forward_time(model, data.inputs, min(n, DEFAULT_MAX_ROWS), device)
+    forward = forward_pass_fn(model, data.inputs, min(n, DEFAULT_MAX_ROWS))
     for h in w.hypotheses:
         compiled = scrub.compile(adapter, h, data)
-        limit = plan_limit(compiled.plan, adapter)
-        t = timed(lambda: run_ours(compiled), device, repeat)
-        rows.append([w.name, h.name, f"{n / t:,.0f}", f"{limit.forward_equivalents:.2f}",
-                     f"{t / (limit.forward_equivalents * fwd):.2f}"])
-    return rows, {"forward_s": fwd, "n": n}
+        limit = plan_limit(compiled.plan, adapter).forward_equivalents
+        t, per_forward = paired(lambda: run_ours(compiled), forward, device, repeat)
+        rows.append([w.name, h.name, f"{n / t:,.0f}", f"{limit:.2f}", f"{per_forward / limit:.2f}"])
+    return rows, {"forward": forward, "n": n}
 
 
 def bench_baselines(w, n_small: int, device: str, use_nnsight: bool) -> list:
@@ -128,18 +148,18 @@ def bench_baselines(w, n_small: int, device: str, use_nnsight: bool) -> list:
     return row
 
 
-def bench_stacking(w, k: int, device: str, forward_s: float) -> list:
+def bench_stacking(w, k: int, device: str, forward, repeat: int) -> list:
     model = w.model.to(device)
     adapter = scrub.adapt(model)
     data = w.data.to(device)
     variants = w.variants(k)
     singles = [scrub.compile(adapter, h, data) for h in variants]
     stacked = compile_many(adapter, variants, data)
-    t_seq = timed(lambda: [run_ours(c) for c in singles], device, 1)
-    t_stack = timed(lambda: run_ours(stacked), device, 1)
+    t_seq = timed(lambda: [run_ours(c) for c in singles], device, repeat)
+    t_stack, per_forward = paired(lambda: run_ours(stacked), forward, device, repeat)
     limit = plan_limit(stacked.plan, adapter).forward_equivalents
     return [w.name, len(variants), f"{t_seq:.2f}", f"{t_stack:.2f}", f"{t_seq / t_stack:.1f}x", f"{limit:.1f}",
-            f"{t_stack / (limit * forward_s):.2f}"]
+            f"{per_forward / limit:.2f}"]
 
 
 def peak_memory(name: str, mode: str, scale: int, batch: int, device: str) -> float:
@@ -188,6 +208,7 @@ def main() -> None:
     parser.add_argument("--stack", type=int, default=16, help="hypotheses stacked in one pass")
     parser.add_argument("--no-nnsight", action="store_true")
     parser.add_argument("--json", type=pathlib.Path, help="also write the tables as JSON")
+    parser.add_argument("--doc", metavar="BLOCK", help="also rewrite block BLOCK of docs/performance.md")
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
     torch.set_grad_enabled(False)
@@ -202,10 +223,11 @@ def main() -> None:
     for name in args.workloads.split(","):
         w, n_small = workload(name, mode)
         print(f"[{time.time() - started:5.0f}s] {name}: {len(w.data)} reference data", flush=True)
-        rows, info = bench_speed(w, args.device, 1 if name == "gpt2" else 3)
+        repeat = 1 if name == "gpt2" else 5  # medians of 5 where a run takes seconds, not minutes
+        rows, info = bench_speed(w, args.device, repeat)
         speed += rows
         base.append(bench_baselines(w, n_small, args.device, use_nn))
-        stack.append(bench_stacking(w, args.stack, args.device, info["forward_s"]))
+        stack.append(bench_stacking(w, args.stack, args.device, info["forward"], min(repeat, 3)))
         batch = max(1, len(w.data) // 4)
         memory.append([name, batch, len(w.data), f"{peak_memory(name, mode, 1, batch, args.device):.0f}",
                        4 * len(w.data), f"{peak_memory(name, mode, 4, batch, args.device):.0f}"])
@@ -219,11 +241,15 @@ def main() -> None:
                     "peak MB above start"], memory),
     }
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
-    print(f"\n## {mode} benchmark on {device}, torch {torch.__version__} ({time.time() - started:.0f}s)\n")
-    for title, (header, rows) in tables.items():
-        print(f"### {title}\n\n{markdown_table(rows, header)}\n")
+    command = " ".join(["python", "scripts/bench.py", *sys.argv[1:]])
+    heading = (f"{mode} benchmark on {device}, torch {torch.__version__}, {datetime.date.today()}: "
+               f"`{command}` ({time.time() - started:.0f}s)")
+    body = "\n\n".join(f"**{title}**\n\n{markdown_table(rows, header)}" for title, (header, rows) in tables.items())
+    print(f"\n## {heading}\n\n{body}\n")
     if args.json:
         args.json.write_text(json.dumps({k: {"header": h, "rows": r} for k, (h, r) in tables.items()}, indent=1))
+    if args.doc:
+        put_block(HERE.parent / "docs" / "performance.md", args.doc, f"{heading}\n\n{body}")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import re
 import time
 
 import torch
 
 from scrub.bundled import induction, paren, planted
 from scrub.report import markdown_table
+from doc_blocks import put_block
 from hypotheses.bundled import induction as ind_h
 from hypotheses.bundled import paren as paren_h
 from hypotheses.bundled import planted as planted_h
@@ -28,13 +28,7 @@ RULE = VerdictRule()
 
 
 def put(page: str, block: str, text: str) -> None:
-    path = DOCS / page
-    src = path.read_text()
-    pattern = re.compile(rf"(<!-- BEGIN {re.escape(block)} -->\n).*?(<!-- END {re.escape(block)} -->)", re.S)
-    if not pattern.search(src):
-        raise SystemExit(f"{path}: no block {block!r} (add '<!-- BEGIN {block} -->' and '<!-- END {block} -->')")
-    path.write_text(pattern.sub(lambda m: m.group(1) + text.rstrip() + "\n" + m.group(2), src))
-    print(f"updated {path.name}: {block}")
+    put_block(DOCS / page, block, text)
 
 
 def ranking_table(ranking, extra=None) -> str:
