@@ -90,3 +90,24 @@ def test_inputs_that_do_not_fit_the_model():
     model = tiny_transformer()
     with pytest.raises(scrub.DataError, match=r"token ids of shape \(N, pos\)"):
         scrub.run(model, Hypothesis(Node("root")), Dataset(torch.randn(4, 3)))
+
+
+def test_layer_entry_point_equals_the_forward_pass_with_raw_or_normalized_inputs():
+    """attention_heads is what the fast adapter evaluates heads with: on the model's own residual it
+    must give the per-head results of a split-input forward pass, whether it normalises or the caller does."""
+    model = tiny_transformer()
+    tokens = tiny_tokens(4)
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in ("blocks.1.hook_resid_pre",
+                                                                          "blocks.1.attn.hook_z"))
+    resid = cache["blocks.1.hook_resid_pre"]
+    attn = model.blocks[1].attn
+    expected = torch.einsum("bqhd,hdm->bqhm", cache["blocks.1.attn.hook_z"], attn.W_O)
+    heads = torch.tensor([0, 1])
+    per_head = resid[:, :, None].expand(-1, -1, 2, -1)
+    raw = model.attention_heads(1, per_head, per_head, per_head, None, heads=heads)
+    normed = model.blocks[1].ln1(per_head)
+    pre = model.attention_heads(1, normed, normed, normed, None, heads=heads, normalized=True)
+    torch.testing.assert_close(raw, expected[:, :, :2])
+    torch.testing.assert_close(pre, expected[:, :, :2])
+    with pytest.raises(ValueError, match="normalized inputs need `heads`"):
+        model.attention_heads(1, normed, normed, normed, None, normalized=True)

@@ -53,15 +53,12 @@ class ScrubTransformerAdapter(HookedAdapter):
         kind = requests[0].site.kind
         if kind == HEAD:
             return self._eval_heads(requests)
-        x = torch.cat([r.inputs["in"] for r in requests])
-        B = requests[0].inputs["in"].shape[0]
         if kind == MLP:
-            out = self.model.mlp_out(requests[0].site.layer, x)
-        elif kind == OUTPUT:
-            out = self.model.unembed_logits(x)
-        else:
-            return super().evaluate(requests)
-        return list(out.split(B))
+            layer = requests[0].site.layer
+            return [self.model.mlp_out(layer, r.inputs["in"]) for r in requests]
+        if kind == OUTPUT:
+            return [self.model.unembed_logits(r.inputs["in"]) for r in requests]
+        return super().evaluate(requests)
 
     def _eval_heads(self, requests: list[SiteRequest]) -> list[Tensor]:
         """Pack requests into row blocks (block b holds each head's b-th request) and compute, for each
@@ -91,17 +88,23 @@ class ScrubTransformerAdapter(HookedAdapter):
     def _attention_cells(self, requests, cells, heads, B) -> Tensor:
         """One attention call: row block j, head slot s reads request cells[j][s]."""
         model, cfg = self.model, self.model.cfg
+        layer = requests[0].site.layer
         _, pos, d = requests[0].inputs["q"].shape
         shape = (len(cells) * B, pos, len(heads), d)
+        normed: dict[int, Tensor] = {}  # LayerNorm each distinct input tensor once, before any copy per head
+
+        def norm(x: Tensor) -> Tensor:
+            return normed.setdefault(id(x), model.blocks[layer].ln1(x))  # inputs stay alive in `requests`
+
         ins = {}
         for p in ("q", "k", "v"):
             if all(all(requests[i].inputs[p] is requests[row[0]].inputs[p] for i in row) for row in cells):
-                # every head of a block reads one tensor: normalise and project it once for all heads
-                firsts = [requests[row[0]].inputs[p] for row in cells]
+                # every head of a block reads one tensor: project it once for all heads
+                firsts = [norm(requests[row[0]].inputs[p]) for row in cells]
                 ins[p] = firsts[0] if len(firsts) == 1 else torch.cat(firsts)  # (rows, pos, d_model)
             else:
-                ins[p] = torch.stack([torch.stack([requests[i].inputs[p] for i in row], dim=2) for row in cells]
-                                     ).reshape(shape)
+                ins[p] = torch.stack([torch.stack([norm(requests[i].inputs[p]) for i in row], dim=2)
+                                      for row in cells]).reshape(shape)
         key_mask: Optional[Tensor] = None
         if cfg.pad_token_id is not None:
             masks = []
@@ -113,5 +116,4 @@ class ScrubTransformerAdapter(HookedAdapter):
                 masks.append(torch.stack([model.key_mask(requests[i].mask_inputs) for i in row], dim=1))
             key_mask = torch.cat(masks)  # (rows, heads, pos)
         index = torch.tensor(heads, device=self.device)
-        layer = requests[0].site.layer
-        return model.attention_heads(layer, ins["q"], ins["k"], ins["v"], key_mask, heads=index)
+        return model.attention_heads(layer, ins["q"], ins["k"], ins["v"], key_mask, heads=index, normalized=True)

@@ -174,8 +174,8 @@ class MLP(nn.Module):
         self.hook_post = HookPoint()
 
     def forward(self, x: Tensor) -> Tensor:
-        pre = self.hook_pre(x @ self.W_in + self.b_in)
-        return self.hook_post(self.act(pre)) @ self.W_out + self.b_out
+        pre = self.hook_pre(F.linear(x, self.W_in.T, self.b_in))
+        return F.linear(self.hook_post(self.act(pre)), self.W_out.T, self.b_out)
 
 
 def _norm(cfg: TransformerConfig) -> nn.Module:
@@ -244,8 +244,7 @@ class Unembed(nn.Module):
         self.b_U = nn.Parameter(torch.zeros(d_vocab_out)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        out = x @ self.W_U
-        return out if self.b_U is None else out + self.b_U
+        return F.linear(x, self.W_U.T, self.b_U)  # one fused multiply-add (no separate bias pass)
 
 
 class ScrubTransformer(HookedRootModule):
@@ -304,16 +303,23 @@ class ScrubTransformer(HookedRootModule):
 
     # --- layer-level entry points used by the engine ------------------------
     def attention_heads(self, layer: int, q_in: Tensor, k_in: Tensor, v_in: Tensor,
-                        key_mask: Optional[Tensor], heads: Optional[Tensor] = None) -> Tensor:
+                        key_mask: Optional[Tensor], heads: Optional[Tensor] = None,
+                        normalized: bool = False) -> Tensor:
         """Per-head outputs `(batch, pos, head, d_model)` (z @ W_O, no b_O) of one
         layer, where head slot i reads `q_in[:, :, i]`, `k_in[:, :, i]`, `v_in[:, :, i]`
-        (residual-stream inputs before LayerNorm); slot i is head `heads[i]`, or
-        head i when `heads` is None."""
+        (residual-stream inputs before LayerNorm, or after it with `normalized`,
+        for callers that normalise each distinct input once themselves); slot i
+        is head `heads[i]`, or head i when `heads` is None."""
         block = self.blocks[layer]
         if heads is None:  # the per-head input hooks see every head, as in a split-input forward pass
+            if normalized:
+                raise ValueError("normalized inputs need `heads`: the per-head input hooks expect raw residuals")
             q_in, k_in, v_in = block.hook_q_input(q_in), block.hook_k_input(k_in), block.hook_v_input(v_in)
-        normed: dict[int, Tensor] = {}  # normalise each distinct input once (q, k and v often share one)
-        q, k, v = (normed.setdefault(id(x), block.ln1(x)) for x in (q_in, k_in, v_in))
+        if normalized:
+            q, k, v = q_in, k_in, v_in
+        else:  # normalise each distinct input once (q, k and v often share one)
+            normed: dict[int, Tensor] = {}
+            q, k, v = (normed.setdefault(id(x), block.ln1(x)) for x in (q_in, k_in, v_in))
         _, result = block.attn(q, k, v, key_mask, use_result=True, heads=heads)
         return result
 
