@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 
 import scrub
 from scrub.graph import ModelGraph
-from scrub.report.table import format_table
+from metrics.table import format_table
 
 from hypotheses.nodes import Hypothesis, Node
 from hypotheses.paths import ANY_CHAIN, ANY_ONE, SITE, Hop, Path, hops_extend

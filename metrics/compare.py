@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from scrub.report.table import format_table
+from metrics.table import format_table
 
 from metrics.evaluate import Evaluation, evaluate_many, loss_recovered
 from metrics.stats import holm, p_value_above

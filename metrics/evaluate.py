@@ -166,9 +166,9 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
     reference_seed: draws the reference data when `reference` is a count; every
         seed uses the same reference data (default: the first seed), so each
         datum's values under different seeds are repeated measurements of it.
-    log_to: "wandb" (or a dict of `scrub.report.wandb_log.log_record` options,
-        e.g. {"project": "induction", "mode": "offline"}) logs each evaluation
-        with its default verdict as one W&B run."""
+    log_to: a sink called as `log_to(evaluations, data)` once they are computed, e.g.
+        `scrub.app.report.to_wandb(project="induction", mode="offline")`, which logs
+        each evaluation with its default verdict as one W&B run."""
     dist_names = tuple(distances) if distances is not None else default_distances(loss)
     outputs, comparisons = as_metrics(list(dist_names) + list(metrics or ()), loss)
     hypotheses = list(hypotheses)
@@ -192,24 +192,12 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
                               random_vals, {c.name: stack(k, c.name) for c in comparisons}, random_cmp,
                               [runs[k] for runs in per_seed])
                    for k, h in enumerate(hypotheses)]
-    if log_to is not None:
-        _log(evaluations, log_to, data)
+    if log_to is not None:  # logging happens at the edge: the sink comes from the application layer
+        if not callable(log_to):
+            raise scrub.MetricError(f"log_to={log_to!r}: pass a sink such as scrub.app.report.to_wandb(project=...), "
+                                    "a callable taking (evaluations, data).")
+        log_to(evaluations, data)
     return evaluations
-
-
-def _log(evaluations, log_to, data) -> None:
-    """Log at the edge: the W&B module is imported only when asked for."""
-    if log_to != "wandb" and not isinstance(log_to, dict):
-        raise scrub.MetricError(f"log_to={log_to!r}: use 'wandb' or a dict of W&B options.")
-    from metrics.verdicts import VerdictRule
-    from scrub.report.record import evaluation_record
-    from scrub.report.wandb_log import log_record
-
-    options = {} if log_to == "wandb" else dict(log_to)
-    rule = VerdictRule()
-    for ev in evaluations:
-        record = evaluation_record(ev, rule.judge(ev), rule, data={"name": data.name, "n_pool": len(data)})
-        log_record(record, **{"run_name": ev.name, **options})
 
 
 def evaluate(model, hypothesis: Hypothesis, data: Dataset, loss, **kw) -> Evaluation:

@@ -37,7 +37,7 @@ import scrub  # noqa: E402
 from scrub.engine.cost import plan_limit  # noqa: E402
 from scrub.engine.executor import DEFAULT_MAX_ROWS  # noqa: E402
 from scrub.engine.run import compile_many, run_seeds  # noqa: E402
-from scrub.report import markdown_table  # noqa: E402
+from scrub.app.report import markdown_table  # noqa: E402
 
 import bench_workloads as W  # noqa: E402
 from doc_blocks import put_block  # noqa: E402

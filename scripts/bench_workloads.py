@@ -33,8 +33,8 @@ def restore_variants(model, h: Hypothesis, k: int) -> list:
 
 
 def induction(n: int) -> Workload:
-    from scrub.bundled import induction as ind
-    from hypotheses.bundled import induction as hyps
+    from hypotheses.cases.induction import model as ind
+    from hypotheses.cases.induction import hypotheses as hyps
     from metrics import NextTokenLoss
 
     main = hyps.full_induction()
@@ -43,8 +43,8 @@ def induction(n: int) -> Workload:
 
 
 def paren(n: int) -> Workload:
-    from scrub.bundled import paren as P
-    from hypotheses.bundled import paren as hyps
+    from hypotheses.cases.paren import model as P
+    from hypotheses.cases.paren import hypotheses as hyps
     from metrics import ClassificationLoss
 
     if P.external_available():

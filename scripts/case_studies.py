@@ -14,12 +14,12 @@ import time
 
 import torch
 
-from scrub.bundled import induction, paren, planted
-from scrub.report import markdown_table
+from hypotheses.cases import induction, paren, planted
+from scrub.app.report import markdown_table
 from doc_blocks import put_block
-from hypotheses.bundled import induction as ind_h
-from hypotheses.bundled import paren as paren_h
-from hypotheses.bundled import planted as planted_h
+from hypotheses.cases.induction import hypotheses as ind_h
+from hypotheses.cases.paren import hypotheses as paren_h
+from hypotheses.cases.planted import hypotheses as planted_h
 from metrics import (ClassificationLoss, MSELoss, NextTokenLoss, VerdictRule, accuracy, cancel_out_report, compare,
                      evaluate, interchange_accuracy)
 

@@ -2,8 +2,8 @@
 
     python scripts/demo.py [--n 1000] [--seeds 2]
 
-The model (scrub/bundled/checkpoints/induction.pt) was trained by
-scripts/train_induction.py; the hypotheses are in hypotheses/bundled/induction.py.
+The model (hypotheses/cases/induction/induction.pt) was trained by
+scripts/train_induction.py; the hypotheses are in hypotheses/cases/induction/hypotheses.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from scrub.bundled import induction
-from scrub.report import format_table
-from hypotheses.bundled import induction as hyps
+from hypotheses.cases import induction
+from scrub.app.report import format_table
+from hypotheses.cases.induction import hypotheses as hyps
 from metrics import NextTokenLoss, VerdictRule, evaluate_many
 
 

@@ -1,8 +1,8 @@
-"""Write every bundled hypothesis as a spec file under hypotheses/specs/.
+"""Write every case study's hypotheses as spec files under hypotheses/cases/<case>/specs/.
 
     python scripts/export_specs.py [--check]
 
-The Python builders in hypotheses/bundled/ are the source; the YAML files are
+The Python builders (hypotheses/cases/<case>/hypotheses.py) are the source; the YAML files are
 generated from them so both stay the same (`--check` fails if a committed file
 differs, which tests/test_specs.py also asserts).
 """
@@ -14,10 +14,13 @@ import pathlib
 import re
 import sys
 
-from scrub.spec import spec_dict, to_yaml
-from hypotheses.bundled import induction, paren, planted
+from scrub.app.spec import spec_dict, to_yaml
+from hypotheses.cases.induction import hypotheses as induction
+from hypotheses.cases.paren import hypotheses as paren
+from hypotheses.cases.planted import hypotheses as planted
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent / "hypotheses" / "specs"
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CASES = REPO / "hypotheses" / "cases"
 
 
 def slug(name: str) -> str:
@@ -28,8 +31,8 @@ def studies() -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     ind = dict(model={"bundled": "induction"}, data={"bundled": "induction", "args": {"n": 2000, "seed": 12345}},
                loss={"next_token": {"mask": "induction_mask"}}, seeds=[0, 1])
-    out["induction"] = [spec_dict(mk(), **ind) for mk in induction.ALL]
-    for folder, model in (("paren-external", "paren-external"), ("paren-ours", "paren")):
+    out["induction/specs"] = [spec_dict(mk(), **ind) for mk in induction.ALL]
+    for folder, model in (("paren/specs/external", "paren-external"), ("paren/specs/ours", "paren")):
         common = dict(model={"bundled": model}, data={"bundled": "paren-redwood", "args": {"n": 2000}},
                       loss={"classification": {"position": 0}}, seeds=[0, 1], metrics=[{"accuracy": {"position": 0}}])
         out[folder] = [spec_dict(mk(), **common) for mk in paren.ALL]
@@ -45,12 +48,12 @@ def studies() -> dict[str, list[dict]]:
                                    description=f"ground truth: {want}"))
     specs += [spec_dict(h, model={"bundled": "planted-sine"}, data={"bundled": "planted-sine"}, loss="mse",
                         seeds=[0, 1], description=f"ground truth: {want}") for h, want in planted.sine()]
-    out["planted"] = specs
+    out["planted/specs"] = specs
     return out
 
 
 def files() -> dict[pathlib.Path, str]:
-    return {ROOT / folder / f"{slug(doc['name'])}.yaml": to_yaml(doc)
+    return {CASES / folder / f"{slug(doc['name'])}.yaml": to_yaml(doc)
             for folder, docs in studies().items() for doc in docs}
 
 
@@ -66,7 +69,7 @@ def main() -> None:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        print(f"wrote {path.relative_to(ROOT.parent.parent)}")
+        print(f"wrote {path.relative_to(REPO)}")
     if stale:
         sys.exit("stale spec files (run python scripts/export_specs.py): " + ", ".join(map(str, stale)))
 

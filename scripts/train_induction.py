@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from scrub import ScrubTransformer, TransformerConfig, save_checkpoint
-from scrub.bundled.induction import CHECKPOINT, D_VOCAB, SEQ_LEN, make_sequences
+from hypotheses.cases.induction.model import CHECKPOINT, D_VOCAB, SEQ_LEN, make_sequences
 
 PREV_THRESHOLD = 0.5  # mean attention to t-1; a uniform head gets about 1/16 here
 INDUCTION_THRESHOLD = 0.5  # mean attention to the induction source
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                   "eval_loss": round(ev["loss"], 4), "eval_loss_induction": round(ev["loss_induction"], 4),
                   "eval_loss_other": round(ev["loss_other"], 4),
                   "thresholds": {"previous_token": PREV_THRESHOLD, "induction": INDUCTION_THRESHOLD},
-                  "data": {"d_vocab": D_VOCAB, "seq_len": SEQ_LEN, "generator": "scrub.bundled.induction"}}
+                  "data": {"d_vocab": D_VOCAB, "seq_len": SEQ_LEN, "generator": "hypotheses.cases.induction.model"}}
     save_checkpoint(model, args.out, roles=roles, scores=scores, train_info=train_info)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
     return 0

@@ -1,4 +1,4 @@
-"""Train the project's own paren-balancer (scrub/bundled/checkpoints/paren.pt).
+"""Train the project's own paren-balancer (hypotheses/cases/paren/paren.pt).
 
 Why our own: the toolkit's tests and examples need a paren model that ships
 with the package; the external one lives only in a shared folder. Same shape
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from scrub.bundled import paren
+from hypotheses.cases import paren
 from scrub.models.transformer import ScrubTransformer, save_checkpoint
 
 MIN_FRESH_ACCURACY = 0.95
@@ -62,7 +62,7 @@ def train(steps: int, seed: int, batch_size: int, lr: float, log_every: int) -> 
                   f"{time.time() - start:.0f}s", flush=True)
     info = {"steps": steps, "seed": seed, "batch_size": batch_size, "lr": lr, "examples": seen,
             "train_seconds": round(time.time() - start, 1), "final_loss": round(running, 5),
-            "data": "scrub.bundled.paren.make_dataset", "mix": dict(paren.MIX)}
+            "data": "hypotheses.cases.paren.model.make_dataset", "mix": dict(paren.MIX)}
     return model.eval(), info
 
 

@@ -5,7 +5,7 @@ import torch.nn as nn
 
 import scrub
 from scrub import Dataset
-from scrub.report.record import evaluation_record
+from scrub.app.report.record import evaluation_record
 from hypotheses import Hypothesis, Node
 from metrics import MSELoss, NextTokenLoss, VerdictRule, cancel_out_report, evaluate
 
@@ -56,7 +56,7 @@ def ranking_record(second_name: str = "only a") -> dict:
     """A real "scrub.compare/1" record: two hypotheses about out = a(x) + b(x)."""
     from hypotheses import Hypothesis, Node
     from metrics import compare
-    from scrub.report.record import ranking_record as make
+    from scrub.app.report.record import ranking_record as make
 
     class Sum(nn.Module):
         def __init__(self):

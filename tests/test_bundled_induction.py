@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import scrub
-from scrub.bundled import induction
-from scrub.bundled.induction import make_dataset, make_sequences
+from hypotheses.cases import induction
+from hypotheses.cases.induction.model import make_dataset, make_sequences
 
 
 def test_generator_is_deterministic_in_seed():

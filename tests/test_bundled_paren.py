@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from scrub.bundled import paren
+from hypotheses.cases import paren
 from scrub.errors import AdapterError, DataError
 
 

@@ -12,14 +12,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from scrub.bundled import paren
-from scrub.cli import runner as runner_module
-from scrub.cli.main import cli
-from scrub.spec import load_spec, prepare
+from hypotheses.cases import paren
+from scrub.app.cli import runner as runner_module
+from scrub.app.cli.main import cli
+from scrub.app.spec import load_spec, prepare
 from metrics import evaluate
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "hypotheses" / "specs").glob("*/*.yaml"))
+SPECS = sorted((ROOT / "hypotheses" / "cases").glob("*/specs/**/*.yaml"))
 SCHEMA = json.loads((ROOT / "docs" / "result.schema.json").read_text())
 REFERENCE = 150  # reference data per run: enough to compare numbers, small enough to be quick
 
@@ -139,7 +139,7 @@ def test_sites_compare_and_cancel(tiny_spec, tmp_path):
     assert ranked.exit_code == 0, ranked.output
     record = json.loads(next(out.glob("compare-*/compare.json")).read_text())
     assert record["schema"] == "scrub.compare/1" and len(record["rows"]) == 2
-    report = invoke("cancel", ROOT / "hypotheses/specs/planted/only-head-0-0-shared-draw.yaml", "--out", out,
+    report = invoke("cancel", ROOT / "hypotheses/cases/planted/specs/only-head-0-0-shared-draw.yaml", "--out", out,
                     "--seeds", 1)
     assert report.exit_code == 0 and "output <- head.0.1  +  output <- head.0.2" in report.output
 

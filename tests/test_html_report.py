@@ -25,9 +25,9 @@ import scrub
 from hypotheses import Hypothesis, Node
 from metrics import MSELoss, compare
 from records import cancelling_record, ranking_record as build_ranking_record, transformer_record
-from scrub.report.html import SECTIONS, render_compare_html, render_html, write_report
-from scrub.report.record import ranking_record
-from scrub.report.svg import histogram, tree
+from scrub.app.report.html import SECTIONS, render_compare_html, render_html, write_report
+from scrub.app.report.record import ranking_record
+from scrub.app.report.svg import histogram, tree
 
 EVIL = "<script>alert(1)</script>"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from scrub.bundled import planted as models
-from hypotheses.bundled import planted as hyps
+from hypotheses.cases.planted import model as models
+from hypotheses.cases.planted import hypotheses as hyps
 from metrics import MSELoss, NextTokenLoss, VerdictRule, cancel_out_report, evaluate
 
 RULE = VerdictRule()

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from scrub import ScrubTransformer, TransformerConfig, save_checkpoint
-from scrub.spec import SpecError, hypothesis_to_dict, load_spec, parse_spec, prepare, spec_dict, to_yaml
-from hypotheses.bundled import induction, paren, planted
+from scrub.app.spec import SpecError, hypothesis_to_dict, load_spec, parse_spec, prepare, spec_dict, to_yaml
+from hypotheses.cases.induction import hypotheses as induction
+from hypotheses.cases.paren import hypotheses as paren
+from hypotheses.cases.planted import hypotheses as planted
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

@@ -46,13 +46,13 @@ import scrub
 from hypotheses import Hypothesis, Node
 from metrics import MSELoss, compare
 from records import cancelling_record, ranking_record as build_ranking_record, transformer_record
-from scrub.report.record import ranking_record
+from scrub.app.report.record import ranking_record
 
 wandb = pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2  # noqa: E402
 
 from scrub.errors import ScrubError  # noqa: E402
-from scrub.report.wandb_log import log_ranking, log_record  # noqa: E402
+from scrub.app.report.wandb_log import log_ranking, log_record  # noqa: E402
 
 SPEC_YAML = "name: only a\nmodel: {kind: additive}\nhypothesis:\n  out:\n    a: output <- a\nseeds: [0, 1]\n"
 REPORT_HTML = "<html><body><h1>scrub report: only a</h1></body></html>"
@@ -342,7 +342,7 @@ def test_engine_and_packages_never_import_wandb():
     code = """
 import sys, torch
 import scrub, metrics, hypotheses
-import scrub.report, scrub.report.record, scrub.report.wandb_log
+import scrub.app.report, scrub.app.report.record, scrub.app.report.wandb_log
 from hypotheses import Hypothesis, Node
 from conftest import tiny_transformer, tiny_tokens
 h = Hypothesis(Node("output", children=[Node("head", "output <- head.1.0")]), name="h")
@@ -358,7 +358,7 @@ print("ok")
 
 def test_python_api_log_to(tmp_path, monkeypatch):
     """evaluate(..., log_to=...) logs one run per evaluation through the same module."""
-    import scrub.report.wandb_log as wl
+    import scrub.app.report.wandb_log as wl
     from conftest import tiny_tokens, tiny_transformer
     from scrub import Dataset
     from hypotheses import Hypothesis, Node
@@ -367,6 +367,6 @@ def test_python_api_log_to(tmp_path, monkeypatch):
     logged = []
     monkeypatch.setattr(wl, "log_record", lambda record, **kw: logged.append((record, kw)) or "run-dir")
     evaluate(tiny_transformer(), Hypothesis(Node("root"), name="exact"), Dataset(tiny_tokens(n=20)),
-             NextTokenLoss(mask_field=None), log_to={"project": "p", "mode": "offline"})
+             NextTokenLoss(mask_field=None), log_to=wl.to_wandb(project="p", mode="offline"))
     (record, kw), = logged
     assert record["name"] == "exact" and kw == {"run_name": "exact", "project": "p", "mode": "offline"}

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scrub.adapters.base import OUT, RESID, Adapter
-from scrub.compile.plan import Plan
+from scrub.compiler.plan import Plan
 from scrub.graph import HEAD, MLP, OUTPUT, Site
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from scrub.adapters.base import OUT, Adapter, SiteRequest
-from scrub.compile.plan import Evaluated, InputExpr, Plain, Plan, Value
+from scrub.compiler.plan import Evaluated, InputExpr, Plain, Plan, Value
 from scrub.data import Dataset
 from scrub.errors import InterventionError
 

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 from torch import Tensor
 
-from scrub.compile.plan import Plan
+from scrub.compiler.plan import Plan
 
 from hypotheses.nodes import Hypothesis
 

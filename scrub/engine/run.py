@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from scrub.adapters import Adapter, adapt
-from scrub.compile.compiler import compile_hypothesis
-from scrub.compile.plan import Plan, for_seeds, merge_plans
+from scrub.compiler.descent import compile_hypothesis
+from scrub.compiler.plan import Plan, for_seeds, merge_plans
 from scrub.data import Dataset
 from scrub.engine.executor import chunk_size_for, execute
 from scrub.engine.result import ScrubResult

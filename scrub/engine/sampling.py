@@ -13,7 +13,7 @@ import hashlib
 
 import numpy as np
 
-from scrub.compile.plan import DRAW, Plan
+from scrub.compiler.plan import DRAW, Plan
 from scrub.data import Dataset
 from scrub.errors import SamplingError
 

@@ -1,0 +1,82 @@
+"""Bundled models and datasets by name, for spec files and the CLI.
+
+A model entry returns something `scrub.adapt` accepts; a dataset entry returns
+a Dataset, or (Dataset, reference indices) when the case fixes its reference
+data. Heavy imports happen inside the loaders.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+def _induction_model():
+    from hypotheses.cases import induction
+    return induction.load_model()
+
+
+def _paren_model():
+    from hypotheses.cases import paren
+    return paren.load_model()
+
+
+def _paren_external():
+    from hypotheses.cases import paren
+    return paren.load_external_model()
+
+
+_PLANTED_CACHE: dict = {}  # planted cases train or build once per process; model and data come from one build
+
+
+def _planted(name: str, index: int = 0):
+    def load():
+        from hypotheses.cases import planted
+        builders = {"terms": planted.cancelling_terms, "heads": planted.cancelling_heads,
+                    "xor-relu": lambda: planted.xor_and_linear(True), "xor-linear": lambda: planted.xor_and_linear(False),
+                    "sine": planted.sine}
+        if name not in _PLANTED_CACHE:
+            _PLANTED_CACHE[name] = builders[name]()
+        built = _PLANTED_CACHE[name]
+        return built[index] if index >= 0 else built
+    return load
+
+
+MODELS: dict[str, Callable[[], Any]] = {
+    "induction": _induction_model,
+    "paren": _paren_model,
+    "paren-external": _paren_external,
+    **{f"planted-{n}": _planted(n, 0) for n in ("terms", "heads", "xor-relu", "xor-linear", "sine")},
+}
+
+
+def _induction_data(n: int = 2000, seed: int = 12345):
+    from hypotheses.cases import induction
+    return induction.make_dataset(n, seed=seed)
+
+
+def _paren_data(n: int = 2000, seed: int = 0):
+    from hypotheses.cases import paren
+    return paren.make_dataset(n, seed)
+
+
+def _paren_file(which: str):
+    def load(n: int | None = None):
+        from hypotheses.cases import paren
+        return paren.load_external_data(which, n=n)
+    return load
+
+
+def _planted_data(name: str):
+    def load():
+        built = _planted(name, -1)()
+        return (built[1], built[2]) if name == "sine" else built[1]
+    return load
+
+
+DATASETS: dict[str, Callable[..., Any]] = {
+    "induction": _induction_data,
+    "paren": _paren_data,
+    "paren-redwood": _paren_file("redwood"),
+    "paren-curriculum": _paren_file("curriculum"),
+    **{f"planted-{n}": _planted_data(n) for n in ("terms", "heads", "xor-relu", "xor-linear", "sine")},
+}

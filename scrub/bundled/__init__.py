@@ -1,1 +1,0 @@
-"""Bundled models and their data generators."""
