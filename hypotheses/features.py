@@ -7,7 +7,9 @@ Features are evaluated once per dataset, at compile time, never on a hot path.
 
 Built-ins: `token_at(pos)`, `tokens_at(positions)`, `label()`, `identity()`
 (the whole input: behaves like exact), `constant()` (behaves like
-unconditional), `column(name)`.
+unconditional), `column(name)`; and `function` for a user's function named by
+import path. Each is registered once in `FEATURES`, which spec files, the
+command line and the docs read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import numpy as np
 import torch
 
 from scrub.errors import DataError
+
+from hypotheses.registry import Registry, SpecValue, callable_object
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,21 @@ class Feature:
 
     def __str__(self) -> str:
         return self.name
+
+    def to_spec(self) -> Any:
+        """How a spec file writes this feature (see `FEATURES`)."""
+        kind = FEATURES[self.ref] if self.ref in FEATURES else None
+        if kind is None:
+            if self.ref and "." in self.ref:
+                kind = FEATURES["function"]
+            else:
+                raise NotSerializable(f"feature {self.name!r} has no import path (a lambda or a local function?); "
+                                      "define it as a module-level function so a spec can name it.")
+        return kind.to_spec(self)
+
+
+class NotSerializable(ValueError):
+    """A Python value that a spec file cannot express (a lambda, a local function)."""
 
 
 def class_ids(values: Any, n: int, name: str) -> np.ndarray:
@@ -93,17 +112,63 @@ def describe_value(dataset, feature: Feature, index: int) -> str:
         return "<unavailable>"
 
 
-# --- built-ins -------------------------------------------------------------
+# --- built-ins, registered once ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BuiltinFeature:
+    """A registered feature constructor and how spec files write it: a bare name (`label`) when it
+    takes no argument, else `{name: ARG}` with ARG of type `arg` (int, str, or a list of ints)."""
+
+    make: Callable[..., Feature]
+    arg: Optional[type] = None
+    doc: str = ""
+
+    def from_spec(self, spec: SpecValue) -> Feature:
+        if self.arg is None:
+            if not isinstance(spec.value, str):
+                raise spec.error(f"feature {self.make.__name__!r} takes no argument; write it as a bare name.")
+            return self.make()
+        name = self.make.__name__
+        if not isinstance(spec.value, dict) or len(spec.value) != 1:
+            raise spec.error(f"write this feature as {{{name}: {_ARG_HINT[self.arg]}}}.")
+        value = spec.value[name]
+        ok = (all(isinstance(v, int) and not isinstance(v, bool) for v in value) if self.arg is list and
+              isinstance(value, list) else isinstance(value, self.arg) and not isinstance(value, bool))
+        if not ok:
+            raise spec.error(f"{name} takes {_ARG_HINT[self.arg]}; got {value!r}.", name)
+        return self.make(value)
+
+    def to_spec(self, feature: Feature) -> Any:
+        if self.arg is None:
+            return feature.ref
+        arg = feature.args[0]
+        return {feature.ref: list(arg) if self.arg is list else arg}
+
+
+_ARG_HINT = {int: "a position (an integer)", str: "a column name", list: "a list of positions"}
+
+FEATURES: Registry = Registry("feature")
+
+
+def builtin(name: str, arg: Optional[type] = None):
+    """Register a feature constructor under `name` (the decorated function builds the Feature)."""
+    def add(fn: Callable[..., Feature]) -> Callable[..., Feature]:
+        FEATURES.register(name, BuiltinFeature(fn, arg, (fn.__doc__ or "").strip()))
+        return fn
+    return add
+
 
 def _inputs(ds):
     return ds.inputs
 
 
+@builtin("token_at", int)
 def token_at(pos: int) -> Feature:
     """The input token at one position."""
     return Feature(f"token_at({pos})", lambda ds: ds.inputs[:, pos], ref="token_at", args=(pos,))
 
 
+@builtin("tokens_at", list)
 def tokens_at(positions: Sequence[int]) -> Feature:
     """The input tokens at several positions (agree on all of them)."""
     positions = tuple(int(p) for p in positions)
@@ -111,21 +176,25 @@ def tokens_at(positions: Sequence[int]) -> Feature:
                    ref="tokens_at", args=(positions,))
 
 
+@builtin("label")
 def label() -> Feature:
     """The datum's label."""
     return Feature("label", lambda ds: ds.column("labels"), ref="label")
 
 
+@builtin("identity")
 def identity() -> Feature:
     """The whole input: injective on distinct inputs, so it behaves like `exact`."""
     return Feature("identity", _inputs, ref="identity")
 
 
+@builtin("constant")
 def constant() -> Feature:
     """The same value on every datum: behaves like `unconditional`."""
     return Feature("constant", lambda ds: np.zeros(len(ds), dtype=np.int64), ref="constant")
 
 
+@builtin("column", str)
 def column(name: str) -> Feature:
     """A dataset column (labels, a field, ...) used as the feature value."""
     return Feature(f"column({name!r})", lambda ds: ds.column(name), ref="column", args=(name,))
@@ -142,12 +211,40 @@ def from_datum(fn: Callable, column: str = "raw", name: Optional[str] = None, re
                    ref=ref or _import_path(fn))
 
 
+class FunctionFeature:
+    """`{function: package.module.fn, per: datum|batch, column: raw, name: ...}`: a user's function."""
+
+    doc = "a function named by import path: per datum (one entry of a column) or per batch (the dataset)"
+    KEYS = ("function", "per", "column", "name")
+
+    @staticmethod
+    def from_spec(spec: SpecValue) -> Feature:
+        spec.mapping(FunctionFeature.KEYS, "a function feature")
+        fn = callable_object(spec, "function", what="feature function")
+        per = spec.get("per", "datum")
+        if per not in ("datum", "batch"):
+            raise spec.error("per must be 'datum' (fn takes one datum) or 'batch' (fn takes the dataset).", "per")
+        name = spec.typed("name", str, "a string", fn.__name__)
+        path = spec.value["function"]
+        if per == "datum":
+            return from_datum(fn, column=spec.typed("column", str, "a column name", "raw"), name=name, ref=path)
+        return from_batch(fn, name=name, ref=path)
+
+    @staticmethod
+    def to_spec(f: Feature) -> Any:
+        out = {"function": f.ref, "per": "datum" if f.per_datum else "batch"}
+        if f.per_datum and f.column != "raw":
+            out["column"] = f.column
+        if f.name != f.ref.rsplit(".", 1)[-1]:
+            out["name"] = f.name
+        return out
+
+
+FEATURES.register("function", FunctionFeature)
+
+
 def _import_path(fn: Callable) -> Optional[str]:
     mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
     if mod and qual and "<" not in qual:
         return f"{mod}.{qual}"
     return None
-
-
-BUILTINS = {"token_at": token_at, "tokens_at": tokens_at, "label": label, "identity": identity,
-            "constant": constant, "column": column}

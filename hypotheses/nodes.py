@@ -4,8 +4,9 @@ A `Node` names a claim ("this is the previous-token feature"), says which data
 it is indifferent between (its sampler), which paths of the model compute it
 (its correspondence), and what its unclaimed inputs are resampled from (its
 other-inputs sampler and policy). A `Hypothesis` is the root node plus
-defaults. Both are frozen values: edits (`replace_node`, `without_node`)
-return new trees, so hypotheses can be hashed, compared, saved and reused.
+defaults. Both are frozen values: edits return new trees (`hypotheses.edit`:
+`map`, `select`, `replace_node`, `add_children`, `prune`, `without_node`), so
+hypotheses can be hashed, compared, saved and reused.
 
 Checks that need no model run here (unique names, the root claims the output,
 child paths extend the parent's, no path claimed twice, shared groups agree);
@@ -17,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Optional, Sequence, Union
 
-from scrub.errors import HypothesisError
+from scrub.errors import HypothesisError, did_you_mean
 
+from hypotheses import edit
 from hypotheses.paths import Path, parse_path
-from hypotheses.samplers import SAMPLER_TYPES, Exact, Sampler, Shared, Unconditional, base
+from hypotheses.samplers import Exact, Sampler, Unconditional
 
 POLICIES = ("shared", "independent")
 PathLike = Union[str, Path]
@@ -51,24 +53,29 @@ class Node:
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
-            raise HypothesisError(f"every node needs a non-empty name; got {self.name!r}.")
+            raise HypothesisError(f"every node needs a non-empty name; got {self.name!r}.", field="name")
         paths = (self.paths,) if isinstance(self.paths, (str, Path)) else tuple(self.paths)
         children = tuple(self.children)
         object.__setattr__(self, "paths", paths)
         object.__setattr__(self, "children", children)
+        where = dict(node=self.name)
         if not paths:
-            raise HypothesisError(f"node {self.name!r} claims no paths; give it at least one, e.g. 'output <- head.1.5'.")
+            raise HypothesisError(f"node {self.name!r} claims no paths; give it at least one, e.g. 'output <- head.1.5'.",
+                                  field="paths", **where)
         for s, what in ((self.sampler, "sampler"), (self.other_inputs, "other_inputs")):
-            if not isinstance(s, SAMPLER_TYPES):
-                raise HypothesisError(f"node {self.name!r}: {what} must be one of exact(), unconditional(), "
-                                      f"agree(feature), shared(group, sampler); got {s!r}.")
-        if isinstance(self.other_inputs, Shared):
-            raise HypothesisError(f"node {self.name!r}: other_inputs cannot be shared(); share node samplers instead.")
+            if not isinstance(s, Sampler):
+                raise HypothesisError(f"node {self.name!r}: {what} must be a sampler such as exact(), unconditional(), "
+                                      f"agree(feature), shared(group, sampler); got {s!r}.", field=what, **where)
+        if self.other_inputs.shared_group is not None:
+            raise HypothesisError(f"node {self.name!r}: other_inputs cannot be shared(); share node samplers instead.",
+                                  field="other_inputs", **where)
         for c in children:
             if not isinstance(c, Node):
-                raise HypothesisError(f"node {self.name!r}: children must be Nodes, got {type(c).__name__}.")
+                raise HypothesisError(f"node {self.name!r}: children must be Nodes, got {type(c).__name__}.",
+                                      field="children", **where)
         if self.policy is not None and self.policy not in POLICIES:
-            raise HypothesisError(f"node {self.name!r}: policy={self.policy!r}; use one of {POLICIES}.")
+            raise HypothesisError(f"node {self.name!r}: policy={self.policy!r}; use one of {POLICIES}.",
+                                  field="policy", **where)
 
     @property
     def is_leaf(self) -> bool:
@@ -108,16 +115,21 @@ class Hypothesis:
 
         def visit(node: Node, parent: Optional[NodeInfo], depth: int) -> None:
             where = f"node {node.name!r}"
-            if parent is None:
-                paths = tuple(parse_path(p, None, where) for p in node.paths)
-            else:
-                paths = tuple(_resolve(p, parent, where) for p in node.paths)
-                paths = tuple(dict.fromkeys(p for group in paths for p in group))
+            try:
+                if parent is None:
+                    paths = tuple(parse_path(p, None, where) for p in node.paths)
+                else:
+                    paths = tuple(_resolve(p, parent, where) for p in node.paths)
+                    paths = tuple(dict.fromkeys(p for group in paths for p in group))
+            except HypothesisError as exc:
+                exc.node, exc.field = exc.node or node.name, exc.field or "paths"
+                raise
             policy = node.policy or (parent.policy if parent else self.policy)
             info = NodeInfo(node, parent.node.name if parent else None, depth, paths, policy)
             if node.name in out:
                 raise HypothesisError(f"two nodes are named {node.name!r}; node names must be unique "
-                                      "(a node used twice makes the graph a DAG, not a tree).")
+                                      "(a node used twice makes the graph a DAG, not a tree).",
+                                      node=node.name, field="name", duplicate=True)
             out[node.name] = info
             for child in node.children:
                 visit(child, info, depth + 1)
@@ -128,29 +140,42 @@ class Hypothesis:
     def node(self, name: str) -> Node:
         infos = self.infos()
         if name not in infos:
-            from scrub.errors import did_you_mean
-
             raise HypothesisError(f"hypothesis {self.name!r} has no node {name!r}.{did_you_mean(name, infos)}")
         return infos[name].node
 
     def __iter__(self) -> Iterator[Node]:
         return (i.node for i in self.infos().values())
 
-    # --- edits return new hypotheses ----------------------------------------
+    # --- edits return new hypotheses (see hypotheses.edit) ----------------------
+    def map(self, fn, name: Optional[str] = None) -> "Hypothesis":
+        """Every node replaced by `fn(node)`, children first (fn sees the node with its children mapped)."""
+        return replace(self, root=edit.map_tree(self.root, fn), name=self.name if name is None else name)
+
+    def select(self, predicate) -> list[Node]:
+        """The nodes for which `predicate(node)` holds, in depth-first order."""
+        return [n for n in self if predicate(n)]
+
     def replace_node(self, name: str, **changes) -> "Hypothesis":
         self.node(name)
-        return replace(self, root=_map(self.root, name, lambda n: replace(n, **changes)))
+        return self.map(lambda n: replace(n, **changes) if n.name == name else n)
+
+    def add_children(self, extra: dict, name: Optional[str] = None) -> "Hypothesis":
+        """Each node named in `extra` gets those nodes appended to its children."""
+        unknown = set(extra) - {n.name for n in self}
+        if unknown:
+            raise HypothesisError(f"hypothesis {self.name!r} has no node {sorted(unknown)[0]!r} to add children to.")
+        return self.map(lambda n: replace(n, children=n.children + tuple(extra.get(n.name, ()))), name)
+
+    def prune(self, predicate) -> "Hypothesis":
+        """Drop every non-root node for which `predicate(node)` holds, with its subtree."""
+        if predicate(self.root):
+            raise HypothesisError("cannot remove the root node; replace the hypothesis instead.")
+        return self.map(lambda n: replace(n, children=tuple(c for c in n.children if not predicate(c))))
 
     def without_node(self, name: str) -> "Hypothesis":
         """Drop a node and its subtree (its paths become unclaimed)."""
-        if name == self.root.name:
-            raise HypothesisError("cannot remove the root node; replace the hypothesis instead.")
         self.node(name)
-
-        def prune(n: Node) -> Node:
-            return replace(n, children=tuple(prune(c) for c in n.children if c.name != name))
-
-        return replace(self, root=prune(self.root))
+        return self.prune(lambda n: n.name == name)
 
     def renamed(self, name: str) -> "Hypothesis":
         return replace(self, name=name)
@@ -173,24 +198,20 @@ def _resolve(p: PathLike, parent: NodeInfo, where: str) -> tuple[Path, ...]:
     return tuple(parse_path(p, pp, where) for pp in parent.paths)
 
 
-def _map(node: Node, name: str, fn) -> Node:
-    if node.name == name:
-        return fn(node)
-    return replace(node, children=tuple(_map(c, name, fn) for c in node.children))
-
-
 def _check(h: Hypothesis) -> None:
     infos = h.infos()
     root = infos[h.root.name]
     if root.paths != (parse_path("output"),):
         raise HypothesisError(f"the root node {h.root.name!r} must claim exactly 'output' (it claims "
-                              f"{[str(p) for p in root.paths]}); put other claims in child nodes.")
+                              f"{[str(p) for p in root.paths]}); put other claims in child nodes.",
+                              node=h.root.name, field="paths")
     owner: dict[Path, str] = {}
     for info in infos.values():
         for p in info.paths:
             if p in owner:
                 raise HypothesisError(f"path {str(p)!r} is claimed by two nodes, {owner[p]!r} and "
-                                      f"{info.node.name!r}; each path may be claimed by one node only.")
+                                      f"{info.node.name!r}; each path may be claimed by one node only.",
+                                      node=info.node.name, field="paths")
             owner[p] = info.node.name
         if info.parent is not None:
             parent_paths = infos[info.parent].paths
@@ -199,16 +220,18 @@ def _check(h: Hypothesis) -> None:
                     raise HypothesisError(
                         f"node {info.node.name!r} claims {str(p)!r}, which does not extend any path of its parent "
                         f"{info.parent!r} ({[str(q) for q in parent_paths]}). A child's paths continue its "
-                        "parent's: write it relative to the parent (e.g. '.k <- head.0.0'), or move the node.")
+                        "parent's: write it relative to the parent (e.g. '.k <- head.0.0'), or move the node.",
+                        node=info.node.name, field="paths")
     groups: dict[str, tuple[str, Sampler]] = {}
     for info in infos.values():
         s = info.node.sampler
-        if isinstance(s, Shared):
-            if s.group in groups and groups[s.group][1] != base(s):
-                first, other = groups[s.group]
-                raise HypothesisError(f"shared group {s.group!r}: node {first!r} draws with {other} but node "
-                                      f"{info.node.name!r} with {base(s)}; nodes sharing a draw need the same sampler.")
-            groups.setdefault(s.group, (info.node.name, base(s)))
+        if s.shared_group is not None:
+            if s.shared_group in groups and groups[s.shared_group][1] != s.base:
+                first, other = groups[s.shared_group]
+                raise HypothesisError(f"shared group {s.shared_group!r}: node {first!r} draws with {other} but node "
+                                      f"{info.node.name!r} with {s.base}; nodes sharing a draw need the same sampler.",
+                                      node=info.node.name, field="sampler")
+            groups.setdefault(s.shared_group, (info.node.name, s.base))
 
 
 def node(name: str, paths: Union[PathLike, Sequence[PathLike]], sampler: Optional[Sampler] = None,

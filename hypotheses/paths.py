@@ -6,10 +6,15 @@
     output <- ... <- embed               every path from the token embedding to the output
     output <- *                          every site's direct path to the output
 
-A hop is a site name, optionally `.port` (q, k, v or mask, for heads: the
-input through which this site reads the next hop) and `@positions` (`@-1`,
-`@0,3`, `@2:5`). `*` is any one site; `...` is any chain of zero or more sites.
-A path ending in a port is completed with `<- *` (all inputs through that port).
+A hop is a site name, optionally `.port` (the input through which this site
+reads the next hop, e.g. q, k, v for an attention head) and `@positions`
+(`@-1`, `@0,3`, `@2:5`). `*` is any one site; `...` is any chain of zero or
+more sites. A path ending in a port is completed with `<- *` (all inputs
+through that port).
+
+The language knows no model: a port is written as a last dot-component that
+is a name, not a number (`head.1.5.k`; `mlp.0` is a site), and which ports a
+site really has comes from the model's graph when the hypothesis is compiled.
 
 A child node may write its paths relative to each of its parent's paths:
 `.k <- head.0.0` continues the parent's last site through its key input,
@@ -25,7 +30,6 @@ from typing import Optional
 
 from scrub.errors import HypothesisError
 
-PORTS = ("q", "k", "v", "mask", "in")
 SITE = "site"
 ANY_ONE = "*"
 ANY_CHAIN = "..."
@@ -134,9 +138,9 @@ def parse_hop(text: str, where: str = "path") -> Hop:
         raise HypothesisError(f"{where}: empty hop (two '<-' in a row, or a path that starts or ends with '<-').")
     port = None
     name_part, at, pos_part = text.partition("@")
-    # a port is the last dot-component when it is a port word: head.1.5.k, head.1.5.k@-1
+    # a port is a last dot-component that is a name, not a number: head.1.5.k, head.1.5.k@-1 (mlp.0 is a site)
     head, dot, tail = name_part.rpartition(".")
-    if dot and tail in PORTS:
+    if dot and head and tail.isidentifier():
         name_part, port = head, tail
     m = _HOP_RE.match(name_part + (at + pos_part if at else ""))
     if not m:
@@ -174,8 +178,9 @@ def parse_path(text: "str | Path", parent: Optional[Path] = None, where: str = "
     first = pieces[0].strip()
     if first.startswith("."):
         port_text, at, rest = first[1:].partition("@")
-        if port_text not in PORTS or at:
-            raise HypothesisError(f"{where}: '{first}' must be a port: one of .q, .k, .v, .mask.")
+        if not port_text.isidentifier() or at:
+            raise HypothesisError(f"{where}: '{first}' must be a port of the parent's site, such as .q, .k or .v "
+                                  "(no positions on a port; put them on the site after it).")
         last = base[-1]
         if last.kind != SITE:
             raise HypothesisError(f"{where}: the parent path {str(parent)!r} does not end at a named site, "

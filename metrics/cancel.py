@@ -21,7 +21,7 @@ seed, sharing draws, so differences are paired.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Optional, Sequence
 
@@ -33,8 +33,7 @@ from hypotheses.nodes import Hypothesis, Node
 from hypotheses.paths import ANY_CHAIN, ANY_ONE, SITE, Hop, Path, hops_extend
 from hypotheses.samplers import Exact
 
-from metrics.evaluate import evaluate_many
-from metrics.losses import MSELoss
+from metrics.evaluate import default_distance, evaluate_many
 from metrics.stats import Estimate, estimate
 
 RESTORED = "(restored) "
@@ -84,16 +83,10 @@ def _covers(child: Path, component: tuple) -> bool:
 
 def with_restored(hypothesis: Hypothesis, components: Sequence[Component], name: str) -> Hypothesis:
     """The hypothesis plus an exact leaf child claiming each component (on its node's datum)."""
-    by_node: dict[str, list[Component]] = {}
+    extra: dict[str, list[Node]] = {}
     for c in components:
-        by_node.setdefault(c.node, []).append(c)
-
-    def rebuild(node: Node) -> Node:
-        kids = tuple(rebuild(k) for k in node.children)
-        extra = tuple(Node(RESTORED + str(c), (str(c),), Exact()) for c in by_node.get(node.name, ()))
-        return replace(node, children=kids + extra)
-
-    return Hypothesis(rebuild(hypothesis.root), name=name, policy=hypothesis.policy)
+        extra.setdefault(c.node, []).append(Node(RESTORED + str(c), (str(c),), Exact()))
+    return hypothesis.add_children(extra, name=name)
 
 
 @dataclass
@@ -152,7 +145,7 @@ def cancel_out_report(model, hypothesis: Hypothesis, data, loss, *, seeds: Seque
     individual effects that clear `min_effect`."""
     adapter = scrub.adapt(model)
     components = unexplained_components(hypothesis, adapter.graph)
-    dist = distance or ("l2_logits" if isinstance(loss, MSELoss) else "kl")
+    dist = distance or default_distance(loss)
     if not components:  # everything is claimed: nothing is left out, so nothing can cancel
         nothing = Estimate(0.0, 0.0, 0.0)
         return CancelReport(hypothesis, dist, float("nan"), nothing, [], [], 0)

@@ -64,7 +64,7 @@ def rank(evaluations: Sequence[Evaluation], rule: VerdictRule = VerdictRule(), a
     rows = [Ranked(k + 1, evaluations[i], verdicts[i], ps[i], adjusted[i],
                    adjusted[i] < alpha and verdicts[i].distance_ok)
             for k, i in enumerate(order)]
-    name = rule.distance or ("kl" if "kl" in evaluations[0].comparisons else "l2_logits")
+    name = rule.distance_for(evaluations[0])
     return Ranking(rows, rule, alpha, name)
 
 

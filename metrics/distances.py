@@ -2,13 +2,19 @@
 
 Distances compare y_scrub(x0) with y_model(x0), not with labels: a hypothesis
 can recover all the loss while computing a different function, and only a
-distance shows it. Each is averaged over the positions a loss reads.
+distance shows it. Each is averaged over the positions a loss reads. Every
+distance is registered once, in `DISTANCES` (name -> fn(scrubbed, model,
+weights)); spec files, verdict rules and the docs read its names from there.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from hypotheses.registry import Registry
+
+DISTANCES: Registry = Registry("distance")
 
 
 def _weighted(fn):
@@ -36,26 +42,28 @@ def kl_divergence(p_logits: Tensor, q_logits: Tensor) -> Tensor:
     return _kl(p_logits, q_logits)
 
 
+@DISTANCES.register("kl")
 def kl_model_to_scrub(scrubbed: Tensor, model: Tensor, weights: Tensor) -> Tensor:
     """KL(model || scrubbed): information lost when the scrubbed output stands in for the model's."""
     return kl_divergence(model, scrubbed, weights)
 
 
+@DISTANCES.register("kl_reverse")
 def kl_scrub_to_model(scrubbed: Tensor, model: Tensor, weights: Tensor) -> Tensor:
     """KL(scrubbed || model): the reverse direction (large where scrubbing is confident and wrong)."""
     return kl_divergence(scrubbed, model, weights)
 
 
+@DISTANCES.register("l2_logits")
 @_weighted
 def l2_logits(scrubbed: Tensor, model: Tensor) -> Tensor:
     """Euclidean distance of the logit vectors (raw outputs for regression)."""
     return (scrubbed - model).norm(dim=-1)
 
 
+@DISTANCES.register("l2_probs")
 @_weighted
 def l2_probs(scrubbed: Tensor, model: Tensor) -> Tensor:
     """Euclidean distance of the output distributions."""
     return (scrubbed.softmax(-1) - model.softmax(-1)).norm(dim=-1)
 
-
-DISTANCES = {"kl": kl_model_to_scrub, "kl_reverse": kl_scrub_to_model, "l2_logits": l2_logits, "l2_probs": l2_probs}

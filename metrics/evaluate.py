@@ -25,7 +25,7 @@ from scrub.engine.run import compile_many, run_seeds
 from hypotheses.nodes import Hypothesis, Node
 from hypotheses.samplers import Unconditional
 
-from metrics.losses import MSELoss
+from metrics.distances import DISTANCES
 from metrics.protocol import as_metrics
 from metrics.stats import Estimate, estimate
 
@@ -41,7 +41,13 @@ def model_baseline() -> Hypothesis:
 
 
 def default_distances(loss) -> tuple[str, ...]:
-    return ("l2_logits",) if isinstance(loss, MSELoss) else ("kl", "kl_reverse", "l2_logits", "l2_probs")
+    """The distances an evaluation reports unless told otherwise: the loss says (`reported_distances`)."""
+    return tuple(getattr(loss, "reported_distances", ("kl", "kl_reverse", "l2_logits", "l2_probs")))
+
+
+def default_distance(loss) -> str:
+    """The distance verdicts and cancel-out reports judge by unless told otherwise: the loss says."""
+    return getattr(loss, "default_distance", "kl")
 
 
 def loss_recovered(random_loss: float, scrub_loss: float, model_loss: float) -> float:
@@ -74,6 +80,7 @@ class Evaluation:
     comparisons: dict[str, Tensor] = field(default_factory=dict)
     random_comparisons: dict[str, Tensor] = field(default_factory=dict)
     results: list = field(default_factory=list)  # ScrubResult per seed (audit trail, outputs dropped)
+    main_distance: str = "kl"  # the distance verdicts judge by (the loss's default_distance)
 
     @property
     def name(self) -> str:
@@ -123,12 +130,13 @@ class Evaluation:
         """The per-datum tensors, for saving (e.g. one file per finished seed)."""
         return {"seeds": list(self.seeds), "loss_name": self.loss_name, "scrubbed": self.scrubbed,
                 "model": self.model, "random": self.random, "comparisons": self.comparisons,
-                "random_comparisons": self.random_comparisons}
+                "random_comparisons": self.random_comparisons, "main_distance": self.main_distance}
 
     @classmethod
     def from_state(cls, hypothesis: Hypothesis, state: dict) -> "Evaluation":
         return cls(hypothesis, state["loss_name"], tuple(state["seeds"]), state["scrubbed"], state["model"],
-                   state["random"], state["comparisons"], state["random_comparisons"])
+                   state["random"], state["comparisons"], state["random_comparisons"],
+                   main_distance=state.get("main_distance", "kl" if "kl" in state["comparisons"] else "l2_logits"))
 
     @classmethod
     def merge_seeds(cls, parts: Sequence["Evaluation"]) -> "Evaluation":
@@ -137,7 +145,7 @@ class Evaluation:
         cat = lambda attr: {k: torch.cat([getattr(p, attr)[k] for p in parts]) for k in getattr(first, attr)}  # noqa: E731
         return cls(first.hypothesis, first.loss_name, tuple(s for p in parts for s in p.seeds), cat("scrubbed"),
                    cat("model"), cat("random"), cat("comparisons"), cat("random_comparisons"),
-                   [r for p in parts for r in p.results])
+                   [r for p in parts for r in p.results], first.main_distance)
 
     def summary(self) -> dict:
         out = {"hypothesis": self.name, "loss": self.loss_name, "n_reference": self.scrub_loss.shape[1],
@@ -183,6 +191,11 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
     per_seed = run_seeds(compiled, list(seeds), batch_size=batch_size, metrics=fns, keep_outputs=False,
                          reference_seed=reference_seed)
     out_names = ["loss"] + [m.name for m in outputs]
+    # the distance verdicts judge by: the loss's default, or the first distance asked for when that is absent
+    computed = [c.name for c in comparisons if c.name in DISTANCES]
+    main = default_distance(loss)
+    if main not in computed and computed:
+        main = computed[0]
     stack = lambda k, name: torch.stack([runs[k].metrics[name].cpu() for runs in per_seed])  # noqa: E731
     rnd = len(hypotheses)
     random_vals = {n: stack(rnd, n) for n in out_names}
@@ -190,7 +203,7 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
     model_vals = {n: stack(0, f"model:{n}") for n in out_names}
     evaluations = [Evaluation(h, loss.name, tuple(seeds), {n: stack(k, n) for n in out_names}, model_vals,
                               random_vals, {c.name: stack(k, c.name) for c in comparisons}, random_cmp,
-                              [runs[k] for runs in per_seed])
+                              [runs[k] for runs in per_seed], main)
                    for k, h in enumerate(hypotheses)]
     if log_to is not None:  # logging happens at the edge: the sink comes from the application layer
         if not callable(log_to):

@@ -25,8 +25,7 @@ import scrub
 from scrub.errors import HypothesisError
 
 from hypotheses.features import Feature
-from hypotheses.nodes import Hypothesis, Node
-from hypotheses.samplers import Agree, Shared, Unconditional, base
+from hypotheses.nodes import Hypothesis
 
 from metrics.stats import Estimate, estimate
 
@@ -45,14 +44,6 @@ class IIAResult:
         return f"interchange-intervention accuracy of {self.hypothesis!r}: {self.accuracy.percent()}{changed}"
 
 
-def _interchanged(node: Node) -> Node:
-    s = node.sampler
-    new = Unconditional() if isinstance(base(s), Agree) else s
-    if isinstance(s, Shared) and isinstance(base(s), Agree):
-        new = Shared(s.group, Unconditional())
-    return replace(node, sampler=new, children=tuple(_interchanged(c) for c in node.children))
-
-
 def interchange_accuracy(model, hypothesis: Hypothesis, data, predict: Callable[[Mapping[str, np.ndarray]], object],
                          *, position: int = 0, features: Optional[Mapping[str, Feature]] = None,
                          seeds: Sequence[int] = (0,), reference=None, interchange: bool = True) -> IIAResult:
@@ -63,7 +54,7 @@ def interchange_accuracy(model, hypothesis: Hypothesis, data, predict: Callable[
         feature; `features` supplies or overrides features for other nodes.
     position: where the model's class logits are read.
     interchange: draw agreement nodes unconditionally (True) or keep their samplers."""
-    feats = {n.name: base(n.sampler).feature for n in hypothesis if isinstance(base(n.sampler), Agree)}
+    feats = {n.name: n.sampler.agreement_feature for n in hypothesis if n.sampler.agreement_feature is not None}
     feats.update(features or {})
     if not feats:
         raise HypothesisError(f"hypothesis {hypothesis.name!r} has no features to predict from: give its nodes "
@@ -71,8 +62,7 @@ def interchange_accuracy(model, hypothesis: Hypothesis, data, predict: Callable[
     unknown = set(feats) - {n.name for n in hypothesis}
     if unknown:
         raise HypothesisError(f"features given for unknown nodes {sorted(unknown)}.")
-    run_h = Hypothesis(_interchanged(hypothesis.root), name=hypothesis.name, policy=hypothesis.policy) \
-        if interchange else hypothesis
+    run_h = hypothesis.map(lambda n: replace(n, sampler=n.sampler.unconditioned())) if interchange else hypothesis
     raw = {name: f.raw_values(data) for name, f in feats.items()}
     hits, changed = [], []
     labels = np.asarray(data.column("labels").cpu() if torch.is_tensor(data.labels) else data.column("labels"))

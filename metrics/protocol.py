@@ -15,6 +15,9 @@ Add one by wrapping a function:
 
 Loss classes (`NextTokenLoss`, ...) are output metrics; they also say which
 positions they read (`position_weights`), which comparison metrics average over.
+
+Spec files name metrics from `METRICS` (accuracy, agreement, logit_diff,
+function) or distances from `metrics.distances.DISTANCES` by name.
 """
 
 from __future__ import annotations
@@ -28,7 +31,11 @@ from torch import Tensor
 from scrub.data import Dataset
 from scrub.errors import MetricError
 
-from metrics import distances
+from hypotheses.registry import Registry, SpecValue, callable_object
+
+from metrics.distances import DISTANCES
+
+METRICS: Registry = Registry("metric")
 
 
 @dataclass(frozen=True)
@@ -94,10 +101,10 @@ def agreement(position: int = 0) -> ComparisonMetric:
 
 
 def distance(name: str, loss) -> ComparisonMetric:
-    """A built-in output distance (kl, kl_reverse, l2_logits, l2_probs) over the positions `loss` reads."""
-    if name not in distances.DISTANCES:
-        raise MetricError(f"unknown distance {name!r}; choose from {sorted(distances.DISTANCES)}.")
-    fn = distances.DISTANCES[name]
+    """A registered output distance (kl, kl_reverse, l2_logits, l2_probs, ...) over the positions `loss` reads."""
+    if name not in DISTANCES:
+        raise MetricError(f"unknown distance {name!r}; choose from {', '.join(DISTANCES)}.")
+    fn = DISTANCES[name]
     dims = getattr(loss, "dims", None)  # compare only the outputs the loss reads
 
     def compare(ys: Tensor, ym: Tensor, b: Dataset) -> Tensor:
@@ -124,3 +131,69 @@ def as_metrics(items: Optional[Sequence], loss) -> tuple[list[OutputMetric], lis
     if len(set(names)) != len(names) or "loss" in names:
         raise MetricError(f"metric names must be unique and not 'loss': {names}.")
     return outputs, comparisons
+
+
+# --- how spec files name metrics -----------------------------------------------------
+
+class _PositionMetric:
+    """`{accuracy: {position: P}}` or `{accuracy: P}` (and the same for agreement)."""
+
+    def __init__(self, make):
+        self.make = make
+        self.doc = (make.__doc__ or "").strip()
+
+    def from_spec(self, spec: SpecValue):
+        kind = self.make.__name__
+        spec.mapping((kind,), f"the {kind} metric")
+        args = spec.value[kind]
+        pos = (args or {}).get("position", 0) if isinstance(args, dict) or args is None else args
+        if not isinstance(pos, int) or isinstance(pos, bool):
+            raise spec.error(f"{kind} takes a position (an integer); got {pos!r}.", kind)
+        return self.make(pos)
+
+
+class _LogitDiff:
+    doc = "logit[correct] - logit[incorrect] at a position (tokens are ids or dataset field names)"
+
+    @staticmethod
+    def from_spec(spec: SpecValue):
+        spec.mapping(("logit_diff",), "the logit_diff metric")
+        args = spec.value["logit_diff"]
+        if not isinstance(args, dict) or not {"correct", "incorrect"} <= set(args):
+            raise spec.error("logit_diff needs {correct: TOKEN|FIELD, incorrect: TOKEN|FIELD, position: P}.",
+                             "logit_diff")
+        return logit_diff(args["correct"], args["incorrect"], args.get("position", -1))
+
+
+class _FunctionMetric:
+    """`{function: package.module.fn, kind: output|comparison, name: ...}`."""
+
+    doc = "a function named by import path: fn(outputs, batch) (output) or fn(scrubbed, model, batch) (comparison)"
+    KEYS = ("function", "kind", "name")
+
+    @staticmethod
+    def from_spec(spec: SpecValue):
+        spec.mapping(_FunctionMetric.KEYS, "a function metric")
+        fn = callable_object(spec, "function", what="metric")
+        metric_kind = spec.get("kind", "comparison")
+        if metric_kind not in ("output", "comparison"):
+            raise spec.error("kind must be 'output' (fn(outputs, batch)) or 'comparison' (fn(scrubbed, model, batch)).",
+                             "kind")
+        cls = OutputMetric if metric_kind == "output" else ComparisonMetric
+        return cls(spec.typed("name", str, "a string", fn.__name__), fn)
+
+
+METRICS.register("accuracy", _PositionMetric(accuracy))
+METRICS.register("agreement", _PositionMetric(agreement))
+METRICS.register("logit_diff", _LogitDiff())
+METRICS.register("function", _FunctionMetric())
+
+
+def metric_from_spec(spec: SpecValue):
+    """One entry of a spec's `metrics:` list: a distance name, or a metric from `METRICS`."""
+    if isinstance(spec.value, str):
+        if spec.value not in DISTANCES:
+            raise spec.error(f"unknown metric {spec.value!r}; names of distances: {', '.join(DISTANCES)}; or a "
+                             f"mapping naming one of {', '.join(METRICS)}.")
+        return spec.value
+    return METRICS.parse(spec)

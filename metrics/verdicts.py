@@ -86,7 +86,7 @@ class DatumCancellation:
 class VerdictRule:
     min_loss_recovered: float = 0.9
     max_distance_fraction: float = 0.1
-    distance: str | None = None  # default: "kl" when present, else "l2_logits"
+    distance: str | None = None  # default: the evaluation's main distance (its loss's default_distance)
     min_gap: float = 0.01  # the model must beat the random baseline by this share of its loss (lower bound)
     datum_check: DatumCancellation = field(default_factory=DatumCancellation)
 
@@ -94,9 +94,13 @@ class VerdictRule:
         return (f"survives if the lower 95% bound of loss recovered >= {self.min_loss_recovered:.0%} and the upper "
                 f"bound of the output distance <= {self.max_distance_fraction:.0%} of the random baseline's")
 
+    def distance_for(self, ev) -> str:
+        """The distance this rule judges `ev` by: the rule's own, else the evaluation's main distance."""
+        return self.distance or ev.main_distance
+
     def judge(self, ev) -> Verdict:
         """The verdict for an Evaluation."""
-        name = self.distance or ("kl" if "kl" in ev.comparisons else "l2_logits")
+        name = self.distance_for(ev)
         lr = ev.estimate("loss_recovered")
         dist = ev.estimate(name) if name in ev.comparisons else None
         random_dist = float(ev.random_comparisons[name].mean()) if name in ev.random_comparisons else None

@@ -1,17 +1,39 @@
-"""Typed errors. Every error says what failed, where, and how to fix it.
+"""Typed errors, shared by every layer. Every error says what failed, where, and how to fix it.
 
 One base class so callers (and the CLI) can catch every toolkit error at once;
 a few subclasses so tests and scripts can tell bad input from engine faults.
+
+Errors carry structure beside their message: the interpretation `node` at
+fault and which of its fields (`field`: "name", "paths", "sampler",
+"other_inputs", "policy", "children"), or a spec `key` path for a value read
+from a spec file. The spec layer turns these into file and line without ever
+reading the message text.
+
+This module imports nothing of ours (and nothing heavy): it is the floor every
+layer stands on (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from typing import Iterable, Optional
 
 
 class ScrubError(Exception):
-    """Base class of every error the toolkit raises on purpose."""
+    """Base class of every error the toolkit raises on purpose.
+
+    node: the interpretation node at fault; field: which of its fields;
+    duplicate: the node's name is used twice (the second use is the fault);
+    key: a key path into a spec document (relative to where the value was read)."""
+
+    def __init__(self, message: str = "", *, node: Optional[str] = None, field: Optional[str] = None,
+                 key: Optional[tuple] = None, duplicate: bool = False):
+        super().__init__(message)
+        self.node, self.field, self.key, self.duplicate = node, field, key, duplicate
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class HypothesisError(ScrubError, ValueError):
@@ -42,9 +64,13 @@ class MetricError(ScrubError, ValueError):
     """A metric was given outputs or data it cannot use."""
 
 
+class SpecValueError(ScrubError, ValueError):
+    """A value in a spec file is invalid; `key` says where, relative to the value's own location."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """A ' did you mean ...?' suffix listing close matches, or '' if none."""
-    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=n, cutoff=0.6)
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -1,24 +1,47 @@
 """Model graphs: a model seen as named sites and the edges between them.
 
-A site's output adds into the residual stream that later sites read (except
-non-additive inputs such as a padding mask). A reader site reads, through each
-of its ports, the sum of the outputs of every additive site of a lower stage:
-an attention head reads three such sums (q, k, v), an MLP or the output one
-(`in`). Input sites (embeddings, or a toy model's components) read the datum.
+A site's output adds into the residual stream that later sites read. A reader
+site reads through *ports*: an additive port (an attention head's q, k or v;
+an MLP's or the output's `in`) reads the sum of the outputs of every additive
+site of a lower stage; a direct port (a head's padding `mask`) reads named
+non-additive input sites. Input sites (embeddings, or a toy model's
+components) read the datum.
 
-Names: `embed`, `pos_embed`, `head.L.H`, `mlp.L`, `output`, and `pad_mask`
-for models that mask padding keys. Toy models name their components.
+Everything architecture-specific that the compiler needs comes from here, as
+the adapter built it: which ports a site has, which positions of an upstream
+site a reader's positions depend on (`Port.positions`), whether attention is
+causal, which sites are positional at all. The transformer graphs are built
+in `scrub.adapters.transformer_graph`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from scrub.errors import SiteError, did_you_mean
 
 INPUT, HEAD, MLP, OUTPUT = "input", "head", "mlp", "output"
+
+# How a reader's positions map to the upstream positions it depends on:
+OWN = "own"  # the reader's own positions (queries, MLP and output inputs)
+KEYS = "keys"  # every position, or up to the last read query position when attention is causal
+WHOLE = "whole"  # the whole input, positions do not apply (a padding mask)
+
+
+@dataclass(frozen=True)
+class Port:
+    """One input of reader sites. `sources`: for a direct port, the input sites it reads (else additive)."""
+
+    name: str
+    positions: str = OWN
+    sources: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def additive(self) -> bool:
+        return not self.sources
 
 
 @dataclass(frozen=True)
@@ -31,23 +54,37 @@ class Site:
     head: Optional[int] = None
     additive: bool = True
     description: str = ""
+    positional: bool = True  # claims may name positions of it (False: claimed as a whole, e.g. a padding mask)
+
+
+IN = Port("in", OWN, description="the residual stream at the reader's own positions")
 
 
 class ModelGraph:
-    """The sites of one model, with lookups that explain mistakes."""
+    """The sites of one model, with lookups that explain mistakes.
+
+    ports: every port name a site may have (default: `in`); positional: the model
+    has sequence positions; causal: heads read keys up to their query only;
+    notes: facts about the model shown with its site list (e.g. shared key heads)."""
 
     def __init__(self, sites: Iterable[Site], positional: bool = True, n_layers: int = 0, n_heads: int = 0,
-                 causal: bool = False):
+                 causal: bool = False, ports: Iterable[Port] = (IN,), notes: Iterable[str] = ()):
         self.sites: tuple[Site, ...] = tuple(sorted(sites, key=lambda s: s.stage))
         self.by_name = {s.name: s for s in self.sites}
         if len(self.by_name) != len(self.sites):
             raise SiteError("model graph has two sites with one name")
         if "output" not in self.by_name:
             raise SiteError("model graph has no 'output' site")
+        self.ports = {p.name: p for p in ports}
+        for s in self.sites:
+            for p in s.ports:
+                if p not in self.ports:
+                    raise SiteError(f"site {s.name!r} reads through port {p!r}, which the graph does not define")
         self.positional = positional
         self.n_layers = n_layers
         self.n_heads = n_heads
-        self.causal = causal  # heads read key/value positions up to their own query position only
+        self.causal = causal
+        self.notes = tuple(notes)
         self._upstream: dict[tuple[str, str], tuple[Site, ...]] = {}
 
     @property
@@ -73,19 +110,35 @@ class ModelGraph:
             if not any(s.kind == MLP for s in self.sites):
                 return f"unknown site {name!r}: this model is attention-only and has no MLP sites."
             return f"unknown site {name!r}: the model has MLPs mlp.0..mlp.{self.n_layers - 1}."
+        if name == "pos_embed" and self.positional:
+            return ("unknown site 'pos_embed': this model has no positional-embedding site (positions act inside "
+                    "attention, e.g. rotary embeddings); claim heads' q and k inputs instead.")
         return (f"unknown site {name!r}.{did_you_mean(name, self.by_name)} "
                 f"List the model's sites with scrub.list_sites(model) or `scrub sites MODEL`.")
+
+    def port(self, name: str) -> Port:
+        return self.ports[name]
 
     def upstream(self, site: Site, port: str) -> tuple[Site, ...]:
         """The sites `site` reads through `port`."""
         key = (site.name, port)
         if key not in self._upstream:
-            if port == "mask":
-                ups = tuple(s for s in self.sites if s.name == "pad_mask")
+            p = self.ports[port]
+            if p.sources:
+                ups = tuple(self.by_name[n] for n in p.sources if n in self.by_name)
             else:
                 ups = tuple(s for s in self.sites if s.additive and s.stage < site.stage)
             self._upstream[key] = ups
         return self._upstream[key]
+
+    def read_positions(self, port: str, positions: Optional[tuple]) -> Optional[frozenset]:
+        """Positions of an upstream site that a reader copy read at `positions` depends on (None: all)."""
+        rule = self.ports[port].positions
+        if positions is None or rule == WHOLE:
+            return None
+        if rule == KEYS:  # every position, or up to the last query under causal attention
+            return frozenset(range(max(positions) + 1)) if self.causal else None
+        return frozenset(positions)
 
     def read_point(self, site: Site) -> Site:
         """The site that names the residual stream `site` reads: every reader of one stage reads the
@@ -99,8 +152,9 @@ class ModelGraph:
         """True when some chain of edges leads from `lower` into `upper`."""
         if lower.additive:
             return lower.stage < upper.stage and bool(upper.ports)
-        # a non-additive input (the padding mask) is read by heads, so it reaches a head or any site above one
-        return upper.kind == HEAD or any(s.kind == HEAD and s.stage < upper.stage for s in self.sites)
+        # a non-additive input (a padding mask) reaches the sites reading it directly and every site above one
+        readers = [s for s in self.sites if any(lower.name in self.ports[p].sources for p in s.ports)]
+        return any(r.name == upper.name or r.stage < upper.stage for r in readers)
 
     def table(self) -> str:
         """A readable listing of every site, for users writing hypotheses."""
@@ -108,24 +162,8 @@ class ModelGraph:
         for s in self.sites:
             rows.append((s.name, s.kind, ", ".join(s.ports) or "-", s.description))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+        text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+        return text + "".join("\n\n" + n for n in self.notes)
 
     def __repr__(self) -> str:
         return f"ModelGraph({len(self.sites)} sites: {', '.join(s.name for s in self.sites[:6])}, ...)"
-
-
-def transformer_graph(n_layers: int, n_heads: int, has_mlp: bool, pad_mask: bool, causal: bool) -> ModelGraph:
-    """Sites of a residual transformer: embeddings, heads, MLPs, output."""
-    head_ports = ("q", "k", "v", "mask") if pad_mask else ("q", "k", "v")
-    sites = [Site("embed", INPUT, 0, description="token embedding"),
-             Site("pos_embed", INPUT, 0, description="positional embedding")]
-    if pad_mask:
-        sites.append(Site("pad_mask", INPUT, 0, additive=False, description="which keys are padding (read by heads)"))
-    for layer in range(n_layers):
-        for h in range(n_heads):
-            sites.append(Site(f"head.{layer}.{h}", HEAD, 2 * layer + 1, head_ports, layer, h,
-                              description="z @ W_O of this head"))
-        if has_mlp:
-            sites.append(Site(f"mlp.{layer}", MLP, 2 * layer + 2, ("in",), layer))
-    sites.append(Site("output", OUTPUT, 2 * n_layers + 1, ("in",), description="logits"))
-    return ModelGraph(sites, positional=True, n_layers=n_layers, n_heads=n_heads, causal=causal)

@@ -8,7 +8,7 @@ from transformer_lens.hook_points import HookPoint
 import scrub
 from scrub import AdapterError, Dataset, InterventionError
 from scrub.adapters import HookedAdapter, HookLayout
-from scrub.adapters.base import run_hooked
+from scrub.adapters.hooks import run_hooked
 from hypotheses import Hypothesis, Node
 
 from conftest import tiny_tokens, tiny_transformer

@@ -119,7 +119,8 @@ def test_unknown_top_level_key_lists_the_valid_ones(tiny_spec):
 
 def test_empty_agreement_class_is_caught_before_running(tiny_spec):
     path = tiny_spec(GOOD.replace("{token_at: 2}", "{token_at: 1}"), data="{function: spec_helpers.pool_and_outside}")
-    with pytest.raises(SpecError, match=r"line 12, key 'hypothesis\.children\[0\]\.children\[0\]'.*no datum in the "
+    # located at the node's sampler (the structured error names the node and the field)
+    with pytest.raises(SpecError, match=r"line 14, key 'hypothesis\.children\[0\]\.children\[0\]\.sampler'.*no datum in the "
                                         r"sampling pool agrees on feature 'token_at\(1\)' with value 5"):
         prepare(load_spec(path))
 

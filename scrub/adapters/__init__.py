@@ -1,7 +1,8 @@
 """Model adapters: every supported kind of model seen as named sites.
 
-`adapt(model)` picks the adapter; `list_sites(model)` prints what a hypothesis
-can name.
+`adapt(model)` asks each adapter in `ADAPTERS`, in order, whether it accepts
+the model; `list_sites(model)` prints what a hypothesis can name. A new model
+family is one adapter file (a subclass of `Adapter`) and one line here.
 """
 
 from __future__ import annotations
@@ -11,30 +12,26 @@ import torch
 from scrub.adapters.additive import AdditiveAdapter, additive
 from scrub.adapters.base import Adapter, SiteRequest
 from scrub.adapters.bridge import BridgeAdapter
-from scrub.adapters.hooked import HookedAdapter, HookLayout
+from scrub.adapters.hooked import HookedAdapter
 from scrub.adapters.scrub_transformer import ScrubTransformerAdapter
+from scrub.adapters.transformer_sites import HookLayout
 from scrub.errors import AdapterError
-from scrub.models.transformer import ScrubTransformer
+
+# Asked in order: the first adapter that accepts a model adapts it.
+ADAPTERS: list[type[Adapter]] = [ScrubTransformerAdapter, BridgeAdapter, HookedAdapter]
 
 
 def adapt(model, layout: HookLayout | None = None) -> Adapter:
-    """The adapter for `model`: our ScrubTransformer, a TransformerLens
-    TransformerBridge, any HookedRootModule with TL-style per-head hooks, or an
-    adapter already made (e.g. by `additive(...)`)."""
+    """The adapter for `model`: our ScrubTransformer, a TransformerLens TransformerBridge, any
+    HookedRootModule with TL-style per-head hooks (`layout` names its hooks), or an adapter already
+    made (e.g. by `additive(...)`)."""
     if isinstance(model, Adapter):
         return model
-    if isinstance(model, ScrubTransformer) and layout is None:
-        return ScrubTransformerAdapter(model)
-    try:
-        from transformer_lens.model_bridge import TransformerBridge
-    except ImportError:  # pragma: no cover - transformer-lens is a dependency
-        TransformerBridge = ()
-    if TransformerBridge and isinstance(model, TransformerBridge):
-        return BridgeAdapter(model)
-    from transformer_lens import HookedRootModule
-
-    if isinstance(model, HookedRootModule):
+    if layout is not None:
         return HookedAdapter(model, layout)
+    for kind in ADAPTERS:
+        if kind.accepts(model):
+            return kind(model)
     if isinstance(model, torch.nn.Module):
         raise AdapterError(f"{type(model).__name__} is a plain torch module: declare its additive structure with "
                            "scrub.additive(model, terms={'a': model.a, ...}) and pass that instead.")
@@ -46,5 +43,5 @@ def list_sites(model) -> str:
     return adapt(model).graph.table()
 
 
-__all__ = ["Adapter", "SiteRequest", "adapt", "list_sites", "additive", "AdditiveAdapter", "BridgeAdapter",
-           "HookedAdapter", "HookLayout", "ScrubTransformerAdapter"]
+__all__ = ["ADAPTERS", "Adapter", "SiteRequest", "adapt", "list_sites", "additive", "AdditiveAdapter",
+           "BridgeAdapter", "HookedAdapter", "HookLayout", "ScrubTransformerAdapter"]

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Mapping, Optional, Union
 import torch
 from torch import Tensor
 
-from scrub.adapters.base import OUT, RESID, Adapter, SiteRequest
+from scrub.adapters.base import RESID, Adapter, SiteRequest
 from scrub.errors import AdapterError
 from scrub.graph import INPUT, OUTPUT, ModelGraph, Site
 
@@ -32,7 +32,6 @@ def _as_positions(t: Tensor) -> Tensor:
 
 
 class AdditiveAdapter(Adapter):
-    kind = "additive"
 
     def __init__(self, model: torch.nn.Module, terms: Mapping[str, Term],
                  readout: Optional[Callable[[Tensor], Tensor]] = None, atol: float = 1e-5):
@@ -83,7 +82,7 @@ class AdditiveAdapter(Adapter):
     def _forward_declared(self, inputs: Tensor) -> Tensor:
         return self._readout(sum(self._term(n, inputs) for n in self.terms))
 
-    def forward(self, inputs: Tensor) -> Tensor:
+    def _forward(self, inputs: Tensor) -> Tensor:
         return _as_positions(self.model(inputs))
 
     def plain(self, inputs: Tensor, wants: Iterable[tuple[str, str]]) -> dict:
@@ -93,7 +92,7 @@ class AdditiveAdapter(Adapter):
                 if what == RESID:
                     out[(what, name)] = sum(self._term(n, inputs) for n in self.terms)
                 else:
-                    out[(what, name)] = self.forward(inputs)
+                    out[(what, name)] = self._forward(inputs)
             else:
                 out[(what, name)] = self._term(name, inputs)
         return out

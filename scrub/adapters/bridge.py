@@ -16,14 +16,15 @@ from typing import Iterable
 import torch
 from torch import Tensor
 
-from scrub.adapters.base import MASK, OUT, RESID, Adapter, SiteRequest, capture, run_hooked
-from scrub.errors import AdapterError, DataError
-from scrub.graph import HEAD, MLP, OUTPUT, transformer_graph
+from scrub.adapters.base import Adapter, SiteRequest
+from scrub.adapters.hooks import capture, plain_values, run_hooked
+from scrub.adapters.transformer_sites import (HookLayout, check_token_inputs, dims_from_cfg, head_result,
+                                              transformer_graph)
+from scrub.errors import AdapterError
+from scrub.graph import HEAD, MLP, OUTPUT
 
 
 class BridgeAdapter(Adapter):
-    kind = "transformer-bridge"
-
     def __init__(self, model):
         cfg = model.cfg
         if getattr(cfg, "positional_embedding_type", "standard") not in (None, "standard"):
@@ -31,59 +32,35 @@ class BridgeAdapter(Adapter):
                                "models have no positional-embedding site to scrub.")
         self.attn_only = bool(getattr(cfg, "attn_only", False))
         causal = getattr(cfg, "attention_dir", "causal") != "bidirectional"
+        # bridges name the final residual at the final norm's input, and have per-head z but no per-head result
+        self.layout = HookLayout.from_model(model, resid_final="ln_final.hook_in")
         super().__init__(model, transformer_graph(cfg.n_layers, cfg.n_heads, not self.attn_only, pad_mask=False,
                                                   causal=causal))
 
+    @classmethod
+    def accepts(cls, model) -> bool:
+        try:
+            from transformer_lens.model_bridge import TransformerBridge
+        except ImportError:  # pragma: no cover - transformer-lens is a dependency
+            return False
+        return isinstance(model, TransformerBridge)
+
     def check_inputs(self, inputs: Tensor) -> None:
-        if inputs.dim() != 2 or inputs.dtype not in (torch.int64, torch.int32):
-            raise DataError(f"a TransformerBridge takes token ids of shape (N, pos); got shape "
-                            f"{tuple(inputs.shape)}, dtype {inputs.dtype}.")
+        check_token_inputs(inputs, "a TransformerBridge")
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        return self.model(inputs)
-
-    def _hook(self, what: str, site) -> str:
-        if what == OUT:
-            if site.name == "embed":
-                return "hook_embed"
-            if site.name == "pos_embed":
-                return "hook_pos_embed"
-            if site.kind == HEAD:
-                return f"blocks.{site.layer}.attn.hook_z"
-            if site.kind == MLP:
-                return f"blocks.{site.layer}.hook_mlp_out"
-        if what == RESID:
-            if site.kind == HEAD:
-                return f"blocks.{site.layer}.hook_resid_pre"
-            if site.kind == MLP:
-                return f"blocks.{site.layer}.hook_resid_mid"
-            if site.kind == OUTPUT:
-                return "ln_final.hook_in"
-        raise AdapterError(f"no plain value {what!r} for site {site.name!r}")
+    def dims(self):
+        return dims_from_cfg(self.model.cfg)
 
     def plain(self, inputs: Tensor, wants: Iterable[tuple[str, str]]) -> dict:
-        wants = set(wants)
-        store: dict = {}
-        hooks = {}
-        for what, name in wants:
-            site = self.graph.site(name)
-            if what == MASK:
-                raise AdapterError("TransformerBridge models have no padding mask site")
-            if not (what == OUT and site.kind == OUTPUT):
-                hook = self._hook(what, site)
-                hooks[hook] = capture(store, hook)
-        logits = run_hooked(self.model, lambda: self.model(inputs), list(hooks.items()))
-        out = {}
-        for what, name in wants:
-            site = self.graph.site(name)
-            if what == OUT and site.kind == OUTPUT:
-                out[(what, name)] = logits
-            elif what == OUT and site.kind == HEAD:
-                z = store[self._hook(what, site)][:, :, site.head]
-                out[(what, name)] = z @ self.model.blocks[site.layer].attn.W_O[site.head]
-            else:
-                out[(what, name)] = store[self._hook(what, site)]
-        return out
+        def hook_for(what, site):
+            return self.layout.plain_hook(what, site, head_field="z")
+
+        def read(what, site, act):
+            if what == "out" and site.kind == HEAD:
+                return head_result(act, self.model.blocks[site.layer].attn.W_O, site.head)
+            return act
+
+        return plain_values(self.model, self.graph, inputs, wants, hook_for, read, stop_early=False)
 
     def evaluate(self, requests: list[SiteRequest]) -> list[Tensor]:
         site = requests[0].site
@@ -122,5 +99,4 @@ class BridgeAdapter(Adapter):
                  (f"blocks.{layer}.attn.hook_z", capture(store, "z"))]
         run_hooked(self.model, lambda: block.attn(block.ln1(x)), hooks)
         z = store["z"]
-        W_O = block.attn.W_O
-        return [z[i * B:(i + 1) * B, :, r.site.head] @ W_O[r.site.head] for i, r in enumerate(requests)]
+        return [head_result(z[i * B:(i + 1) * B], block.attn.W_O, r.site.head) for i, r in enumerate(requests)]

@@ -11,58 +11,19 @@ names them (TransformerLens' names by default) for models that differ.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import torch
 from torch import Tensor
 
-from scrub.adapters.base import MASK, OUT, RESID, Adapter, SiteRequest, capture, run_hooked
-from scrub.errors import AdapterError, DataError
-from scrub.graph import HEAD, INPUT, MLP, OUTPUT, ModelGraph, Site, transformer_graph
-
-
-@dataclass(frozen=True)
-class HookLayout:
-    """Where a transformer-shaped HookedRootModule exposes what scrubbing needs.
-    `{L}` is replaced by the layer index."""
-
-    n_layers: int
-    n_heads: int
-    has_mlp: bool
-    pad_token_id: Optional[int] = None
-    causal: bool = True
-    embed: str = "hook_embed"
-    pos_embed: str = "hook_pos_embed"
-    resid_pre: str = "blocks.{L}.hook_resid_pre"
-    q_input: str = "blocks.{L}.hook_q_input"
-    k_input: str = "blocks.{L}.hook_k_input"
-    v_input: str = "blocks.{L}.hook_v_input"
-    result: str = "blocks.{L}.attn.hook_result"
-    resid_mid: str = "blocks.{L}.hook_resid_mid"
-    mlp_in: str = "blocks.{L}.hook_mlp_in"
-    mlp_out: str = "blocks.{L}.hook_mlp_out"
-    resid_final: str = "blocks.{last}.hook_resid_post"
-
-    def name(self, field: str, layer: Optional[int] = None) -> str:
-        return getattr(self, field).format(L=layer, last=self.n_layers - 1)
-
-    @classmethod
-    def from_model(cls, model) -> "HookLayout":
-        cfg = getattr(model, "cfg", None)
-        try:
-            n_layers, n_heads = int(cfg.n_layers), int(cfg.n_heads)
-        except (AttributeError, TypeError):
-            raise AdapterError(f"cannot read n_layers/n_heads from {type(model).__name__}.cfg; pass "
-                               "layout=HookLayout(n_layers=..., n_heads=..., has_mlp=...) to adapt().") from None
-        has_mlp = not bool(getattr(cfg, "attn_only", False))
-        causal = getattr(cfg, "attention_dir", "causal") != "bidirectional"
-        return cls(n_layers, n_heads, has_mlp, getattr(cfg, "pad_token_id", None), causal)
+from scrub.adapters.base import Adapter, SiteRequest
+from scrub.adapters.hooks import capture, plain_values, run_hooked
+from scrub.adapters.transformer_sites import HookLayout, check_token_inputs, dims_from_cfg, transformer_graph
+from scrub.errors import AdapterError
+from scrub.graph import HEAD, MLP, OUTPUT
 
 
 class HookedAdapter(Adapter):
-    kind = "hooked"
-
     def __init__(self, model, layout: Optional[HookLayout] = None):
         layout = layout or HookLayout.from_model(model)
         graph = transformer_graph(layout.n_layers, layout.n_heads, layout.has_mlp, layout.pad_token_id is not None,
@@ -70,6 +31,12 @@ class HookedAdapter(Adapter):
         super().__init__(model, graph)
         self.layout = layout
         self._check_hooks()
+
+    @classmethod
+    def accepts(cls, model) -> bool:
+        from transformer_lens import HookedRootModule
+
+        return isinstance(model, HookedRootModule)
 
     # per-head input and result hooks only fire in these TransformerLens modes
     _modes = ("use_split_qkv_input", "use_attn_result")
@@ -105,68 +72,18 @@ class HookedAdapter(Adapter):
                                "result hooks. Pass a HookLayout naming this model's hooks.")
 
     def check_inputs(self, inputs: Tensor) -> None:
-        if inputs.dim() != 2 or inputs.dtype not in (torch.int64, torch.int32):
-            raise DataError(f"this transformer takes token ids of shape (N, pos); the dataset's inputs have "
-                            f"shape {tuple(inputs.shape)} and dtype {inputs.dtype}.")
+        check_token_inputs(inputs, "this transformer")
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        return self.model(inputs)
-
-    def key_mask(self, tokens: Tensor) -> Optional[Tensor]:
-        pad = self.layout.pad_token_id
-        return None if pad is None else tokens != pad
+    def dims(self):
+        return dims_from_cfg(getattr(self.model, "cfg", None))
 
     # --- plain passes -------------------------------------------------------
-    def _plain_hook(self, what: str, site: Site) -> tuple[str, tuple[int, int]]:
-        """(hook name, firing order) holding `what` of `site`."""
-        L = self.layout
-        if what == OUT:
-            if site.name == "embed":
-                return L.name("embed"), (0, 0)
-            if site.name == "pos_embed":
-                return L.name("pos_embed"), (0, 1)
-            if site.kind == HEAD:
-                return L.name("result", site.layer), (site.stage, 1)
-            if site.kind == MLP:
-                return L.name("mlp_out", site.layer), (site.stage, 1)
-        if what == RESID:
-            if site.kind == HEAD:
-                return L.name("resid_pre", site.layer), (site.stage, 0)
-            if site.kind == MLP:
-                return L.name("resid_mid", site.layer), (site.stage, 0)
-            if site.kind == OUTPUT:
-                return L.name("resid_final"), (site.stage, 0)
-        raise AdapterError(f"no plain value {what!r} for site {site.name!r}")
-
     def plain(self, inputs: Tensor, wants: Iterable[tuple[str, str]]) -> dict:
-        store: dict = {}
-        out: dict = {}
-        hooks, order = [], {}
-        want_logits = False
-        for what, name in set(wants):
-            site = self.graph.site(name)
-            if what == MASK:
-                out[(what, name)] = self.key_mask(inputs)
-            elif what == OUT and site.kind == OUTPUT:
-                want_logits = True
-            else:
-                hook, rank = self._plain_hook(what, site)
-                order[hook] = rank
-                hooks.append((hook, capture(store, hook)))
-        hooks = list(dict(hooks).items())
-        stop = None if want_logits or not order else max(order, key=order.get)
+        def read(what, site, act):
+            return act[:, :, site.head] if (what == "out" and site.kind == HEAD) else act
+
         with self._tl_modes():
-            logits = run_hooked(self.model, lambda: self.model(inputs), hooks, stop_after=stop)
-        for what, name in set(wants):
-            site = self.graph.site(name)
-            if what == MASK:
-                continue
-            if what == OUT and site.kind == OUTPUT:
-                out[(what, name)] = logits
-                continue
-            act = store[self._plain_hook(what, site)[0]]
-            out[(what, name)] = act[:, :, site.head] if (what == OUT and site.kind == HEAD) else act
-        return out
+            return plain_values(self.model, self.graph, inputs, wants, self.layout.plain_hook, read)
 
     # --- evaluating sites on chosen inputs ------------------------------------
     def evaluate(self, requests: list[SiteRequest]) -> list[Tensor]:
@@ -187,7 +104,7 @@ class HookedAdapter(Adapter):
         inputs are written there; every other head in those rows is ignored."""
         layer = requests[0].site.layer
         B, pos = requests[0].inputs["q"].shape[:2]
-        tokens = torch.cat([r.mask_inputs if r.mask_inputs is not None else self._dummy_tokens(B, pos)
+        tokens = torch.cat([r.direct["mask"] if "mask" in r.direct else self._dummy_tokens(B, pos)
                             for r in requests])
         store: dict = {}
 

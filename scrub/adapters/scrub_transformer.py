@@ -14,40 +14,45 @@ from typing import Iterable, Optional
 import torch
 from torch import Tensor
 
-from scrub.adapters.base import MASK, OUT, SiteRequest, capture, run_hooked
-from scrub.adapters.hooked import HookedAdapter, HookLayout
-from scrub.errors import InterventionError
+from scrub.adapters.base import Adapter, SiteRequest
+from scrub.adapters.hooks import plain_values
+from scrub.adapters.transformer_sites import (HookLayout, check_token_inputs, dims_from_cfg, head_result,
+                                              transformer_graph)
+from scrub.errors import AdapterError, InterventionError
 from scrub.graph import HEAD, MLP, OUTPUT
 from scrub.models.transformer import ScrubTransformer
 
 
-class ScrubTransformerAdapter(HookedAdapter):
-    kind = "scrub-transformer"
-
+class ScrubTransformerAdapter(Adapter):
     def __init__(self, model: ScrubTransformer):
         cfg = model.cfg
-        layout = HookLayout(cfg.n_layers, cfg.n_heads, not cfg.attn_only, cfg.pad_token_id,
-                            cfg.attention_dir == "causal")
-        super().__init__(model, layout)
+        self.layout = HookLayout(cfg.n_layers, cfg.n_heads, not cfg.attn_only, cfg.pad_token_id,
+                                 cfg.attention_dir == "causal")
+        super().__init__(model, transformer_graph(cfg.n_layers, cfg.n_heads, not cfg.attn_only,
+                                                  cfg.pad_token_id is not None, cfg.attention_dir == "causal"))
 
-    # plain passes read hook_z and sites are evaluated by direct layer calls,
-    # so no TransformerLens mode needs switching on
-    _modes = ()
+    @classmethod
+    def accepts(cls, model) -> bool:
+        return isinstance(model, ScrubTransformer)
 
-    def _plain_hook(self, what, site):
-        if what == OUT and site.kind == HEAD:
-            return f"blocks.{site.layer}.attn.hook_z", (site.stage, 1)
-        return super()._plain_hook(what, site)
+    def check_inputs(self, inputs: Tensor) -> None:
+        check_token_inputs(inputs, "this transformer")
+
+    def dims(self):
+        return dims_from_cfg(self.model.cfg)
 
     def plain(self, inputs: Tensor, wants: Iterable[tuple[str, str]]) -> dict:
-        wants = set(wants)
-        heads = [(w, n) for w, n in wants if w == OUT and self.graph.site(n).kind == HEAD]
-        out = super().plain(inputs, wants)
-        for key in heads:  # hook_z slice -> this head's z @ W_O
-            site = self.graph.site(key[1])
-            W_O = self.model.blocks[site.layer].attn.W_O[site.head]
-            out[key] = out[key] @ W_O  # (b, pos, d_head) @ (d_head, d_model)
-        return out
+        """Per-head outputs come from hook_z (z @ W_O for the wanted heads only), so no per-head result
+        tensor is built for every head."""
+        def hook_for(what, site):
+            return self.layout.plain_hook(what, site, head_field="z")
+
+        def read(what, site, act):
+            if what == "out" and site.kind == HEAD:
+                return head_result(act, self.model.blocks[site.layer].attn.W_O, site.head)
+            return act
+
+        return plain_values(self.model, self.graph, inputs, wants, hook_for, read)
 
     def evaluate(self, requests: list[SiteRequest]) -> list[Tensor]:
         kind = requests[0].site.kind
@@ -58,7 +63,7 @@ class ScrubTransformerAdapter(HookedAdapter):
             return [self.model.mlp_out(layer, r.inputs["in"]) for r in requests]
         if kind == OUTPUT:
             return [self.model.unembed_logits(r.inputs["in"]) for r in requests]
-        return super().evaluate(requests)
+        raise AdapterError(f"site {requests[0].site.name!r} ({kind}) reads no inputs and cannot be evaluated")
 
     def _eval_heads(self, requests: list[SiteRequest]) -> list[Tensor]:
         """Pack requests into row blocks (block b holds each head's b-th request) and compute, for each
@@ -110,10 +115,10 @@ class ScrubTransformerAdapter(HookedAdapter):
             masks = []
             for row in cells:
                 for i in row:
-                    if requests[i].mask_inputs is None:
+                    if "mask" not in requests[i].direct:
                         raise InterventionError(f"{requests[i].site.name}: this model masks padding, but no mask "
                                                 "input was planned.")
-                masks.append(torch.stack([model.key_mask(requests[i].mask_inputs) for i in row], dim=1))
+                masks.append(torch.stack([model.key_mask(requests[i].direct["mask"]) for i in row], dim=1))
             key_mask = torch.cat(masks)  # (rows, heads, pos)
         index = torch.tensor(heads, device=self.device)
         return model.attention_heads(layer, ins["q"], ins["k"], ins["v"], key_mask, heads=index, normalized=True)

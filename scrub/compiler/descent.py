@@ -21,12 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from scrub.errors import HypothesisError, SiteError
+from scrub.errors import HypothesisError, ScrubError, SiteError
 from scrub.graph import INPUT, ModelGraph, Site
 
 from hypotheses.nodes import Hypothesis, NodeInfo
 from hypotheses.paths import ANY_CHAIN, ANY_ONE, SITE, Hop, Path, hops_extend
-from hypotheses.samplers import Agree, Exact, Shared, Unconditional, base
 
 from scrub.compiler.plan import (DRAW, REFERENCE, Eval, Evaluated, InputExpr, NodeRoles, Plain, Plan, RoleSpec,
                                 Term, Value, edge_key)
@@ -72,6 +71,8 @@ class _Compiler:
 
     # --- validation of paths against the graph --------------------------------
     def _resolve_hop(self, hop: Hop, where: str) -> Hop:
+        if hop.kind == SITE and hop.port and f"{hop.site}.{hop.port}" in self.graph.by_name:
+            hop = Hop(SITE, f"{hop.site}.{hop.port}", None, hop.positions)  # a site whose name ends in a word
         if hop.kind == SITE:
             site = self.graph.site(hop.site, where)
             if hop.port is not None and hop.port not in site.ports and not (hop.port == "in" and site.ports):
@@ -91,12 +92,19 @@ class _Compiler:
                     raise SiteError(f"{where}: position {p} is out of range for sequences of length {self.n_pos} "
                                     f"(valid: 0..{self.n_pos - 1} or -{self.n_pos}..-1).")
                 resolved.append(q)
-            if hop.kind == SITE and hop.site == "pad_mask":
-                raise SiteError(f"{where}: the padding mask is claimed as a whole; drop the '@' positions.")
+            if hop.kind == SITE and not self.graph.site(hop.site).positional:
+                raise SiteError(f"{where}: {hop.site} is claimed as a whole; drop the '@' positions.")
             hop = Hop(hop.kind, hop.site, hop.port, tuple(sorted(set(resolved))))
         return hop
 
     def _register(self, name: str, info: NodeInfo) -> None:
+        try:
+            self._register_paths(name, info)
+        except ScrubError as exc:  # say which node, so the spec layer can point at its paths
+            exc.node, exc.field = exc.node or name, exc.field or "paths"
+            raise
+
+    def _register_paths(self, name: str, info: NodeInfo) -> None:
         for path in info.paths:
             where = f"node {name!r}, path {str(path)!r}"
             hops = tuple(self._resolve_hop(h, where) for h in path.hops)
@@ -181,21 +189,21 @@ class _Compiler:
         info = self.infos[name]
         parent = self.x_roles[info.parent] if info.parent else 0
         s = info.node.sampler
-        b = base(s)
-        if isinstance(b, Exact):
+        if s.exact:
             rid = parent
         else:
-            cond = None if isinstance(b, Unconditional) else parent  # the datum the draw conditions on
-            if isinstance(s, Shared):
-                key = f"group:{s.group}"
+            cond = parent if s.conditions_on_parent else None  # the datum the draw conditions on
+            if s.shared_group is not None:
+                key = f"group:{s.shared_group}"
                 if key in self.role_by_key and self.roles[self.role_by_key[key]].parent != cond:
                     first = self.roles[self.role_by_key[key]].node
-                    raise HypothesisError(f"shared group {s.group!r}: nodes {first!r} and {name!r} have parents that "
+                    raise HypothesisError(f"shared group {s.shared_group!r}: nodes {first!r} and {name!r} have parents that "
                                           "receive different data, so one common draw relative to the parent is "
-                                          "undefined. Share only nodes whose parents get the same datum.")
-                rid = self._role(key, cond, b, f"shared[{s.group}]", name)
+                                          "undefined. Share only nodes whose parents get the same datum.",
+                                          node=name, field="sampler")
+                rid = self._role(key, cond, s.base, f"shared[{s.shared_group}]", name)
             else:
-                rid = self._role(f"x:{self.canon[name]}", cond, b, f"x[{name}]", name)
+                rid = self._role(f"x:{self.canon[name]}", cond, s, f"x[{name}]", name)
         self.x_roles[name] = rid
         return rid
 
@@ -203,8 +211,8 @@ class _Compiler:
         if name not in self.other_roles:
             s = self.infos[name].node.other_inputs
             x = self._x_role(name)
-            self.other_roles[name] = x if isinstance(s, Exact) else self._role(
-                f"r:{self.canon[name]}", None if isinstance(s, Unconditional) else x, s, f"r[{name}]", name)
+            self.other_roles[name] = x if s.exact else self._role(
+                f"r:{self.canon[name]}", x if s.conditions_on_parent else None, s, f"r[{name}]", name)
         return self.other_roles[name]
 
     def _edge_datum(self, ctx: Ctx, key: str) -> int:
@@ -212,9 +220,9 @@ class _Compiler:
             return ctx.base_role
         s = self.infos[ctx.node].node.other_inputs
         x = self._x_role(ctx.node)
-        if isinstance(s, Exact):
+        if s.exact:
             return x
-        rid = self._role(f"r:{self.canon[ctx.node]}:{key}", None if isinstance(s, Unconditional) else x, s,
+        rid = self._role(f"r:{self.canon[ctx.node]}:{key}", x if s.conditions_on_parent else None, s,
                          f"r[{ctx.node}: {key}]", ctx.node)
         self.edge_roles.setdefault(ctx.node, [])
         if (key, rid) not in self.edge_roles[ctx.node]:
@@ -235,14 +243,14 @@ class _Compiler:
         if len(owners) > 1:
             raise HypothesisError(f"the path {path_key!r} is claimed by two nodes, {owners[0]!r} and {owners[1]!r} "
                                   "(through their paths " + " and ".join(repr(self._pattern_str(m)) for m in complete)
-                                  + "); each path may be claimed by one node only.")
+                                  + "); each path may be claimed by one node only.", node=owners[1], field="paths")
         owner = owners[0]
         intruders = [m for m in matches if m.node != owner]
         if intruders:
             m = intruders[0]
             raise HypothesisError(f"node {m.node!r} claims {self._pattern_str(m)!r}, which passes through "
                                   f"{path_key!r}, claimed by node {owner!r}. Make {m.node!r} a descendant of "
-                                  f"{owner!r}, or narrow one of the two paths.")
+                                  f"{owner!r}, or narrow one of the two paths.", node=m.node, field="paths")
         self.claimed.add(owner)
         info = self.infos[owner]
         if info.node.is_leaf:
@@ -258,19 +266,11 @@ class _Compiler:
         new_ctx = Ctx(owner, info.policy, self._other_role(owner))
         return self.eval_site(site, new_ctx, frozenset(inner), path_key, positions)
 
-    def _read_positions(self, port: str, positions: Optional[tuple]) -> Optional[frozenset]:
-        """Positions of an upstream site that a reader copy read at `positions` depends on."""
-        if positions is None or port == "mask":
-            return None
-        if port in ("k", "v"):  # keys and values: every position, or up to the last query under causal attention
-            return frozenset(range(max(positions) + 1)) if self.graph.causal else None
-        return frozenset(positions)  # q, MLP and output inputs: the reader's own positions
-
     def _classes(self, matches: frozenset, reader: Site, port: str, up: Site, positions: Optional[tuple]):
         """Partition `up`'s read positions by which advanced matches hold there.
         Returns (positions or None for all, matches) pairs; unread positions get no matches."""
         advanced = [a for m in matches for a in self._advance(m, reader, port, up)]
-        read = self._read_positions(port, positions)
+        read = self.graph.read_positions(port, positions)
         if not advanced:
             return [(None, frozenset())]
         if read is None and all(pos is None for _, pos in advanced):
@@ -286,10 +286,10 @@ class _Compiler:
         if memo_key in self.memo:
             return self.memo[memo_key]
         inputs = []
-        mask_role = None
+        direct = []
         for port in site.ports:
-            if port == "mask":
-                mask_role = self._mask_role(site, ctx, matches, path_key, positions)
+            if not self.graph.port(port).additive:
+                direct.append((port, self._direct_role(site, port, ctx, matches, path_key, positions)))
                 continue
             parts = []  # (upstream site, positions, value)
             for up in self.graph.upstream(site, port):
@@ -301,11 +301,11 @@ class _Compiler:
                         value = Plain("out", up.name, self._edge_datum(ctx, key))
                     parts.append((up, up_positions, value))
             inputs.append((port, self._input_expr(site, parts, ctx.base_role)))
-        content = (site.name, tuple(inputs), mask_role)
+        content = (site.name, tuple(inputs), tuple(direct))
         if content not in self.eval_by_content:
             eid = len(self.evals)
             label = f"{site.name} at {path_key!r} (other inputs: {ctx.node})"
-            self.evals.append(Eval(eid, site.name, site.stage, tuple(inputs), mask_role, label))
+            self.evals.append(Eval(eid, site.name, site.stage, tuple(inputs), tuple(direct), label))
             self.eval_by_content[content] = Evaluated(eid)
         self.memo[memo_key] = self.eval_by_content[content]
         return self.memo[memo_key]
@@ -322,13 +322,15 @@ class _Compiler:
                       if value != Plain("out", up.name, base))
         return InputExpr(Plain("resid", self.graph.read_point(site).name, base), terms)
 
-    def _mask_role(self, site: Site, ctx: Ctx, matches: frozenset, path_key: str, positions) -> int:
-        mask_site = self.graph.site("pad_mask")
-        key = edge_key(path_key, "mask", mask_site.name)
-        _, ms = self._classes(matches, site, "mask", mask_site, positions)[0]
+    def _direct_role(self, site: Site, port: str, ctx: Ctx, matches: frozenset, path_key: str, positions) -> int:
+        """The datum whose model inputs a direct (non-additive) port reads, e.g. the tokens a padding mask
+        is computed from."""
+        source = self.graph.upstream(site, port)[0]
+        key = edge_key(path_key, port, source.name)
+        _, ms = self._classes(matches, site, port, source, positions)[0]
         if not ms:
             return self._edge_datum(ctx, key)
-        value = self.visit(mask_site, ctx, ms, key, None)
+        value = self.visit(source, ctx, ms, key, None)
         assert isinstance(value, Plain)  # an input site can only be claimed by a leaf
         return value.role
 
@@ -346,7 +348,7 @@ class _Compiler:
             n = unreached[0]
             raise HypothesisError(f"node {n!r} claims {[str(p) for p in self.infos[n].paths]}, but none of these "
                                   "paths is reached from its parent's claims, so the node would silently do nothing. "
-                                  "Check the ports and positions against the parent's paths.")
+                                  "Check the ports and positions against the parent's paths.", node=n, field="paths")
         nodes = {n: NodeRoles(self._x_role(n), self.other_roles.get(n), tuple(self.edge_roles.get(n, ())))
                  for n in self.infos}
         return Plan((self.h.name,), tuple(self.roles), tuple(self.evals), (output,), (nodes,), self.n_pos)

@@ -32,7 +32,7 @@ class RoleSpec:
     id: int
     kind: str  # REFERENCE or DRAW
     parent: Optional[int]  # role whose datum the sampler conditions on
-    sampler: Optional[Sampler]  # Unconditional or Agree (exact draws reuse the parent role)
+    sampler: Optional[Sampler]  # draws this role (exact samplers draw nothing: they reuse the parent role)
     key: str  # names the random stream: stable under renaming nodes and reordering children
     label: str  # for people: "x[prev token]", "r[root]"
     node: Optional[str] = None
@@ -41,7 +41,7 @@ class RoleSpec:
 
 @dataclass(frozen=True)
 class Plain:
-    what: str  # "out", "resid" or "mask"
+    what: str  # "out" or "resid"
     site: str
     role: int
 
@@ -73,7 +73,7 @@ class Eval:
     site: str
     stage: int
     inputs: tuple[tuple[str, InputExpr], ...]
-    mask_role: Optional[int] = None
+    direct: tuple[tuple[str, int], ...] = ()  # (direct port, role whose model inputs it reads), e.g. a padding mask
     label: str = ""
 
 
@@ -151,11 +151,11 @@ def merge_plans(plans: list[Plan]) -> Plan:
         for e in plan.evals:
             inputs = tuple((port, InputExpr(value(x.base), tuple(Term(value(t.value), value(t.minus), t.positions)
                                                                   for t in x.terms))) for port, x in e.inputs)
-            mask = None if e.mask_role is None else rmap[e.mask_role]
-            content = (e.site, inputs, mask)
+            direct = tuple((port, rmap[r]) for port, r in e.direct)
+            content = (e.site, inputs, direct)
             if content not in eval_ids:
                 eval_ids[content] = len(evals)
-                evals.append(Eval(len(evals), e.site, e.stage, inputs, mask, e.label))
+                evals.append(Eval(len(evals), e.site, e.stage, inputs, direct, e.label))
             emap[e.id] = eval_ids[content]
         outputs += [value(o) for o in plan.outputs]
         nodes += [{n: NodeRoles(rmap[nr.x], None if nr.other is None else rmap[nr.other],

@@ -25,30 +25,21 @@ from scrub.graph import HEAD, MLP, OUTPUT, Site
 
 
 def site_costs(adapter: Adapter, n_pos: int) -> dict[str, float]:
-    """FLOPs per datum of every site (1 per term for declared-additive models)."""
-    cfg = getattr(getattr(adapter, "model", None), "cfg", None)
-    dims = None
-    if cfg is not None and hasattr(cfg, "d_model"):
-        vocab = getattr(cfg, "d_vocab_out", None) or getattr(cfg, "d_vocab", 1)
-        if vocab is None or vocab <= 0:
-            vocab = cfg.d_vocab
-        dims = (cfg.d_model, cfg.d_head, getattr(cfg, "d_mlp", None) or 0, vocab)
-    out = {}
-    for s in adapter.graph.sites:
-        out[s.name] = _cost(s, n_pos, dims)
-    return out
+    """FLOPs per datum of every site (1 per term for models without known shapes)."""
+    dims = adapter.dims()
+    return {s.name: _cost(s, n_pos, dims) for s in adapter.graph.sites}
 
 
 def _cost(site: Site, P: int, dims) -> float:
     if dims is None:  # no shapes known: every input term costs one unit, the readout nothing
         return 0.0 if site.kind == OUTPUT else 1.0
-    d, h, d_mlp, vocab = dims
+    d, h = dims.d_model, dims.d_head
     if site.kind == HEAD:
         return 2.0 * (3 * P * d * h + 2 * P * P * h + P * h * d)
     if site.kind == MLP:
-        return 2.0 * 2 * P * d * d_mlp
+        return 2.0 * 2 * P * d * dims.d_mlp
     if site.kind == OUTPUT:
-        return 2.0 * P * d * vocab
+        return 2.0 * P * d * dims.d_vocab_out
     return 0.0
 
 

@@ -139,5 +139,5 @@ class _StageInputs:
 
 def _request(adapter, data, roles, e, rows, inputs: _StageInputs) -> SiteRequest:
     inputs = {port: inputs.get(expr) for port, expr in e.inputs}
-    mask = None if e.mask_role is None else data.inputs[roles[e.mask_role][rows]]
-    return SiteRequest(adapter.graph.site(e.site), inputs, mask)
+    direct = {port: data.inputs[roles[r][rows]] for port, r in e.direct}
+    return SiteRequest(adapter.graph.site(e.site), inputs, direct)

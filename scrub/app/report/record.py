@@ -78,8 +78,7 @@ def evaluation_record(ev, verdict, rule, *, cancel=None, spec: Optional[dict] = 
         "summary": summary,
         "random_distances": {k: _num(v.mean()) for k, v in ev.random_comparisons.items()},
         "verdict": {"status": verdict.status, "text": str(verdict), "reasons": list(verdict.reasons),
-                    "flags": list(verdict.flags), "distance": rule.distance or ("kl" if "kl" in ev.comparisons
-                                                                              else "l2_logits"),
+                    "flags": list(verdict.flags), "distance": rule.distance_for(ev),
                     "rule": {"min_loss_recovered": rule.min_loss_recovered,
                              "max_distance_fraction": rule.max_distance_fraction, "min_gap": rule.min_gap,
                              "description": rule.describe()}},

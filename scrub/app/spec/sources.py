@@ -1,0 +1,161 @@
+"""Where a spec's model and data come from: `model:` and `data:` kinds, each registered once.
+
+    model: {bundled: induction} | {checkpoint: FILE} | {transformer_lens: NAME}
+    data:  {bundled: NAME, args: {...}} | {file: FILE} | {function: package.module.fn, args: {...}}
+
+A source checks its settings when the spec is read (`check`, no loading) and
+loads when the spec is prepared (`load`, relative paths from the spec's folder).
+A new source is one class and one registration line in this file.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import torch
+
+from scrub.errors import DataError, ScrubError, did_you_mean
+
+from hypotheses.cases import registry as cases
+from hypotheses.registry import Registry, SpecValue, callable_object
+
+MODEL_SOURCES: Registry = Registry("model source")
+DATA_SOURCES: Registry = Registry("data source")
+
+
+class Source:
+    """A kind of `model:` or `data:` entry. KEYS: the settings allowed beside the kind's own key."""
+
+    spec_name = ""
+    KEYS: tuple[str, ...] = ()
+    doc = ""
+
+    @classmethod
+    def from_spec(cls, spec: SpecValue) -> dict:
+        value = spec.mapping((cls.spec_name,) + cls.KEYS, f"a {cls.spec_name} source")
+        if not isinstance(value[cls.spec_name], str):
+            raise spec.error(f"expected a string, got {type(value[cls.spec_name]).__name__} "
+                             f"{value[cls.spec_name]!r}.", cls.spec_name)
+        if "args" in value and not isinstance(value["args"], dict):
+            raise spec.error("args must be a mapping of keyword arguments.", "args")
+        cls.check(spec)
+        return dict(value)
+
+    @classmethod
+    def check(cls, spec: SpecValue) -> None:
+        """Checks that need nothing loaded."""
+
+    @classmethod
+    def load(cls, settings: dict, folder: pathlib.Path) -> Any:
+        raise NotImplementedError
+
+
+# --- models -------------------------------------------------------------------------------
+
+@MODEL_SOURCES.register("bundled")
+class BundledModel(Source):
+    doc = "a case study's model by name"
+
+    @classmethod
+    def check(cls, spec: SpecValue) -> None:
+        name = spec.value["bundled"]
+        if name not in cases.MODELS:
+            raise spec.error(f"no bundled model {name!r}.{did_you_mean(name, cases.MODELS)} "
+                             f"Bundled: {', '.join(cases.MODELS)}.", "bundled")
+
+    @classmethod
+    def load(cls, settings: dict, folder: pathlib.Path) -> Any:
+        return cases.MODELS[settings["bundled"]]()
+
+
+@MODEL_SOURCES.register("checkpoint")
+class CheckpointModel(Source):
+    doc = "a ScrubTransformer checkpoint file (relative to the spec's folder)"
+
+    @classmethod
+    def load(cls, settings: dict, folder: pathlib.Path) -> Any:
+        from scrub.models.transformer import load_checkpoint
+
+        return load_checkpoint((folder / settings["checkpoint"]).resolve())
+
+
+@MODEL_SOURCES.register("transformer_lens")
+class TransformerLensModel(Source):
+    doc = "a TransformerLens bridge booted from a model already in the local Hugging Face cache"
+
+    @classmethod
+    def load(cls, settings: dict, folder: pathlib.Path) -> Any:
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download at run time
+        from transformer_lens.model_bridge import TransformerBridge
+
+        name = settings["transformer_lens"]
+        try:
+            return TransformerBridge.boot_transformers(name)
+        except Exception as exc:  # noqa: BLE001 - the hub/transformers raise many kinds
+            raise ScrubError(f"{name!r} is not available locally ({type(exc).__name__}); scrub does not download "
+                             "models. Cache it with transformers beforehand, or save a checkpoint.") from None
+
+
+# --- data ---------------------------------------------------------------------------------
+
+@DATA_SOURCES.register("bundled")
+class BundledData(Source):
+    KEYS = ("args",)
+    doc = "a case study's data set by name (args: its generator's keyword arguments)"
+
+    @classmethod
+    def check(cls, spec: SpecValue) -> None:
+        name = spec.value["bundled"]
+        if name not in cases.DATASETS:
+            raise spec.error(f"no bundled dataset {name!r}.{did_you_mean(name, cases.DATASETS)} "
+                             f"Bundled: {', '.join(cases.DATASETS)}.", "bundled")
+
+    @classmethod
+    def load(cls, settings: dict, folder: pathlib.Path) -> Any:
+        return cases.DATASETS[settings["bundled"]](**settings.get("args", {}))
+
+
+@DATA_SOURCES.register("file")
+class DataFile(Source):
+    doc = "a .pt (dict of tensors, loaded with weights_only) or .json data file"
+
+    @classmethod
+    def load(cls, settings: dict, folder: pathlib.Path) -> Any:
+        from scrub.data import Dataset
+
+        path = (folder / settings["file"]).resolve()
+        if path.suffix == ".pt":
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        elif path.suffix == ".json":
+            blob = json.loads(path.read_text())
+            blob = {k: (torch.tensor(v) if k in ("inputs", "labels") else v) for k, v in blob.items()}
+            blob["fields"] = {k: torch.tensor(v) for k, v in blob.get("fields", {}).items()}
+        else:
+            raise DataError(f"{path.name}: data files are .pt (a dict of tensors) or .json.")
+        if not isinstance(blob, dict) or "inputs" not in blob:
+            raise DataError(f"{path.name} must hold a mapping with 'inputs' (and optionally labels, raw, fields).")
+        unknown = set(blob) - {"inputs", "labels", "raw", "fields", "name"}
+        if unknown:
+            raise DataError(f"{path.name} has unknown entries {sorted(unknown)}.")
+        return Dataset(blob["inputs"], blob.get("labels"), blob.get("raw"), blob.get("fields", {}),
+                       blob.get("name", path.stem))
+
+
+@DATA_SOURCES.register("function")
+class DataFunction(Source):
+    KEYS = ("args",)
+    doc = "a function named by import path returning a Dataset (or (Dataset, reference indices))"
+
+    @classmethod
+    def check(cls, spec: SpecValue) -> None:
+        callable_object(spec, "function", what="data function")
+
+    @classmethod
+    def load(cls, settings: dict, folder: pathlib.Path) -> Any:
+        from hypotheses.registry import import_object
+
+        return import_object(settings["function"])(**settings.get("args", {}))
