@@ -123,6 +123,8 @@ SAMPLERS: Registry = Registry("sampler")
 @SAMPLERS.register("exact")
 @dataclass(frozen=True)
 class Exact(Sampler):
+    """The parent's datum itself (draws nothing)."""
+
     exact: ClassVar[bool] = True
 
     def draw(self, parent, rng, pool, node):
@@ -135,6 +137,8 @@ class Exact(Sampler):
 @SAMPLERS.register("unconditional")
 @dataclass(frozen=True)
 class Unconditional(Sampler):
+    """Any datum of the pool, uniformly."""
+
     conditions_on_parent: ClassVar[bool] = False
 
     def draw(self, parent, rng, pool, node):
@@ -147,6 +151,8 @@ class Unconditional(Sampler):
 @SAMPLERS.register("agree")
 @dataclass(frozen=True)
 class Agree(Sampler):
+    """Uniform over the data whose feature equals the parent datum's (`{agree: FEATURE, if_empty: ...}`)."""
+
     feature: Feature
     if_empty: str = "error"
 
@@ -202,6 +208,8 @@ class Agree(Sampler):
 @SAMPLERS.register("shared")
 @dataclass(frozen=True)
 class Shared(Sampler):
+    """One common draw of `sampler` for every node naming `group` (`{shared: GROUP, sampler: ...}`)."""
+
     group: str
     sampler: Sampler
 

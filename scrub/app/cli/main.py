@@ -1,4 +1,4 @@
-"""The `scrub` command: run, compare, cancel, validate, sites.
+"""The `scrub` command: run, compare, cancel, validate, sites, kinds.
 
 Exit codes: 0 ran (whatever the verdicts); 2 invalid input (a bad spec,
 option or model name); 1 any other error; 130 interrupted. Invalid input gets
@@ -260,6 +260,18 @@ def _sites(model: str) -> None:
         raise ScrubError(f"{model!r} is not a bundled model, a checkpoint or a spec file."
                          f"{did_you_mean(model, registry.MODELS)} Bundled: {', '.join(registry.MODELS)}.")
     click.echo(scrub.list_sites(obj))
+
+
+@cli.command()
+def kinds():
+    """List what spec files can name: samplers, features, losses, distances, metrics, model and data sources."""
+    from scrub.app.kinds import describe, registries
+
+    for title, registry in registries():
+        click.echo(f"{title}:")
+        for name, kind in registry.items():
+            click.echo(f"  {name:<17} {describe(kind)}")
+        click.echo("")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -8,8 +8,11 @@ before any scrubbing runs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import pathlib
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -27,8 +30,8 @@ from metrics.losses import LOSSES
 from metrics.protocol import metric_from_spec
 from metrics.verdicts import VerdictRule
 
-TOP_KEYS = ("name", "description", "model", "data", "loss", "metrics", "verdict", "seeds", "reference", "policy",
-            "batch_size", "hypothesis")
+TOP_KEYS = ("name", "description", "imports", "model", "data", "loss", "metrics", "verdict", "seeds", "reference",
+            "policy", "batch_size", "hypothesis")
 REQUIRED = ("model", "data", "loss", "hypothesis")
 RULE_SETTINGS = ("min_loss_recovered", "max_distance_fraction", "distance", "min_gap")
 
@@ -75,7 +78,8 @@ def load_spec(path: str | pathlib.Path) -> RunSpec:
 def parse_spec(text: str, file: str = "<spec>") -> RunSpec:
     doc = parse_yaml(text, file)
     try:
-        return _parse(doc, text, file)
+        with spec_folder_on_path(file):
+            return _parse(doc, text, file)
     except SpecValueError as exc:  # a kind rejected its value: it says which key
         raise doc.error(exc.key, exc.message) from None
     except SpecError:
@@ -97,6 +101,7 @@ def _parse(doc: Located, text: str, file: str) -> RunSpec:
             raise doc.error((), f"missing required key {k!r}; a spec needs {', '.join(REQUIRED)}.")
     name = data.get("name", pathlib.Path(file).stem)
     _expect(doc, ("name",), name, str, "a string")
+    _imports(doc)
     policy = data.get("policy", "shared")
     hypothesis = parse_hypothesis(doc, ("hypothesis",), name, policy)
     seeds = data.get("seeds", [0])
@@ -121,6 +126,34 @@ def _parse(doc: Located, text: str, file: str) -> RunSpec:
     metrics = [metric_from_spec(SpecValue(item, ("metrics", i))) for i, item in enumerate(items)]
     return RunSpec(file, text, doc, name, hypothesis, model, data_spec, loss, metrics, _rule(doc), tuple(seeds),
                    reference, batch_size, _node_keys(doc))
+
+
+@contextlib.contextmanager
+def spec_folder_on_path(file: str):
+    """Modules beside a spec file are importable while it is read and loaded (as for a script beside them)."""
+    folder = str(pathlib.Path(file).resolve().parent) if file and not file.startswith("<") else None
+    added = folder is not None and folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+
+
+def _imports(doc: Located) -> None:
+    """`imports: [module, ...]`: modules imported first, so the kinds they register (a sampler, a loss, ...)
+    can be named in the rest of the spec."""
+    modules = doc.data.get("imports", [])
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise doc.error(("imports",), "imports must be a list of module names, e.g. [my_samplers].")
+    for i, module in enumerate(modules):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise doc.error(("imports", i), f"cannot import module {module!r}: {exc}. Modules beside the spec file "
+                                            "and installed packages can be imported.") from None
 
 
 def _expect(doc: Located, key, value, typ, what: str) -> None:
@@ -236,8 +269,9 @@ def prepare(spec: RunSpec, device: Optional[str] = None, reference: Optional[int
     from scrub.engine.run import compile as compile_hypothesis, reference_indices
     from scrub.engine.sampling import draw_roles
 
-    model = load_model(spec, device)
-    data, fixed_reference = load_data(spec)
+    with spec_folder_on_path(spec.file):
+        model = load_model(spec, device)
+        data, fixed_reference = load_data(spec)
     ref = reference if reference is not None else (spec.reference if spec.reference is not None else fixed_reference)
     try:
         compiled = compile_hypothesis(model, spec.hypothesis, data, ref)
