@@ -17,7 +17,7 @@ in `scrub.adapters.transformer_graph`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from scrub.errors import SiteError, did_you_mean

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 
 from scrub.adapters.base import Adapter, SiteRequest
-from scrub.adapters.hooks import capture, plain_values, run_hooked
+from scrub.adapters.hooks import capture, run_hooked
 from scrub.adapters.transformer_sites import (HookLayout, check_token_inputs, dims_from_cfg, head_result,
-                                              transformer_graph)
+                                              plain_with_z, transformer_graph)
 from scrub.errors import AdapterError
 from scrub.graph import HEAD, MLP, OUTPUT
 
@@ -52,15 +52,7 @@ class BridgeAdapter(Adapter):
         return dims_from_cfg(self.model.cfg)
 
     def plain(self, inputs: Tensor, wants: Iterable[tuple[str, str]]) -> dict:
-        def hook_for(what, site):
-            return self.layout.plain_hook(what, site, head_field="z")
-
-        def read(what, site, act):
-            if what == "out" and site.kind == HEAD:
-                return head_result(act, self.model.blocks[site.layer].attn.W_O, site.head)
-            return act
-
-        return plain_values(self.model, self.graph, inputs, wants, hook_for, read, stop_early=False)
+        return plain_with_z(self, inputs, wants, stop_early=False)
 
     def evaluate(self, requests: list[SiteRequest]) -> list[Tensor]:
         site = requests[0].site

@@ -15,8 +15,7 @@ import torch
 from torch import Tensor
 
 from scrub.adapters.base import Adapter, SiteRequest
-from scrub.adapters.hooks import plain_values
-from scrub.adapters.transformer_sites import (HookLayout, check_token_inputs, dims_from_cfg, head_result,
+from scrub.adapters.transformer_sites import (HookLayout, check_token_inputs, dims_from_cfg, plain_with_z,
                                               transformer_graph)
 from scrub.errors import AdapterError, InterventionError
 from scrub.graph import HEAD, MLP, OUTPUT
@@ -42,17 +41,7 @@ class ScrubTransformerAdapter(Adapter):
         return dims_from_cfg(self.model.cfg)
 
     def plain(self, inputs: Tensor, wants: Iterable[tuple[str, str]]) -> dict:
-        """Per-head outputs come from hook_z (z @ W_O for the wanted heads only), so no per-head result
-        tensor is built for every head."""
-        def hook_for(what, site):
-            return self.layout.plain_hook(what, site, head_field="z")
-
-        def read(what, site, act):
-            if what == "out" and site.kind == HEAD:
-                return head_result(act, self.model.blocks[site.layer].attn.W_O, site.head)
-            return act
-
-        return plain_values(self.model, self.graph, inputs, wants, hook_for, read)
+        return plain_with_z(self, inputs, wants)
 
     def evaluate(self, requests: list[SiteRequest]) -> list[Tensor]:
         kind = requests[0].site.kind

@@ -19,7 +19,7 @@ A plan is symbolic (no tensors) and made before any forward pass.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Optional, Union
 
 from hypotheses.samplers import Sampler

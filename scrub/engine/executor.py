@@ -10,7 +10,7 @@ the chunk size, not by the number of reference data.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 from torch import Tensor

@@ -52,6 +52,13 @@ class Source:
         raise NotImplementedError
 
 
+def _known(spec: SpecValue, table: dict, what: str) -> None:
+    name = spec.value["bundled"]
+    if name not in table:
+        raise spec.error(f"no bundled {what} {name!r}.{did_you_mean(name, table)} Bundled: {', '.join(table)}.",
+                         "bundled")
+
+
 # --- models -------------------------------------------------------------------------------
 
 @MODEL_SOURCES.register("bundled")
@@ -60,10 +67,7 @@ class BundledModel(Source):
 
     @classmethod
     def check(cls, spec: SpecValue) -> None:
-        name = spec.value["bundled"]
-        if name not in cases.MODELS:
-            raise spec.error(f"no bundled model {name!r}.{did_you_mean(name, cases.MODELS)} "
-                             f"Bundled: {', '.join(cases.MODELS)}.", "bundled")
+        _known(spec, cases.MODELS, "model")
 
     @classmethod
     def load(cls, settings: dict, folder: pathlib.Path) -> Any:
@@ -109,10 +113,7 @@ class BundledData(Source):
 
     @classmethod
     def check(cls, spec: SpecValue) -> None:
-        name = spec.value["bundled"]
-        if name not in cases.DATASETS:
-            raise spec.error(f"no bundled dataset {name!r}.{did_you_mean(name, cases.DATASETS)} "
-                             f"Bundled: {', '.join(cases.DATASETS)}.", "bundled")
+        _known(spec, cases.DATASETS, "dataset")
 
     @classmethod
     def load(cls, settings: dict, folder: pathlib.Path) -> Any:
