@@ -12,11 +12,15 @@ $(BIN)/scrub-installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: demo test install
+.PHONY: demo test test-slow install
 install: $(BIN)/scrub-installed
 
 demo: $(BIN)/scrub-installed
 	$(BIN)/python scripts/demo.py
 
+# The default suite (minutes on 2 cores); tests marked `slow` run in CI (`make test-slow`).
 test: $(BIN)/scrub-installed
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -m "not slow"
+
+test-slow: $(BIN)/scrub-installed
+	$(BIN)/python -m pytest tests -m slow

@@ -13,6 +13,7 @@ def simulate(rng, n, seeds, true_mean, datum_sd=1.0, seed_sd=0.5):
     return mu[None, :] + rng.normal(0, seed_sd, size=(seeds, n))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n,seeds", [(200, 1), (200, 3), (60, 2)])
 def test_mean_interval_coverage_is_near_nominal(n, seeds):
     rng = np.random.default_rng(0)
@@ -24,6 +25,7 @@ def test_mean_interval_coverage_is_near_nominal(n, seeds):
     assert 0.90 <= hits / trials <= 0.985, hits / trials
 
 
+@pytest.mark.slow
 def test_loss_recovered_interval_coverage_is_near_nominal():
     """Scrubbed, model and random per-datum losses with a known true loss recovered of 0.8."""
     rng = np.random.default_rng(1)
