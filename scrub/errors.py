@@ -64,6 +64,10 @@ class MetricError(ScrubError, ValueError):
     """A metric was given outputs or data it cannot use."""
 
 
+class DeviceError(ScrubError, ValueError):
+    """A device name that is unknown, or names hardware this machine does not have."""
+
+
 class SpecValueError(ScrubError, ValueError):
     """A value in a spec file is invalid; `key` says where, relative to the value's own location."""
 

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from scrub.app.spec.hypothesis_spec import hypothesis_to_dict, parse_hypothesis
 from scrub.app.spec.sources import DATA_SOURCES, MODEL_SOURCES
-from scrub.app.spec.yamlpos import Located, SpecError, dump_yaml, parse_yaml
+from scrub.app.spec.yamlpos import Located, SpecError, dump_yaml, load_document, parse_yaml
 from scrub.data import Dataset
 from scrub.errors import ScrubError, SpecValueError, did_you_mean
 
@@ -67,16 +67,13 @@ class RunSpec:
 
 
 def load_spec(path: str | pathlib.Path) -> RunSpec:
-    path = pathlib.Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read the spec file: {exc.strerror}.", str(path)) from None
-    return parse_spec(text, str(path))
+    text, doc = load_document(path)
+    return parse_spec(text, str(path), doc)
 
 
-def parse_spec(text: str, file: str = "<spec>") -> RunSpec:
-    doc = parse_yaml(text, file)
+def parse_spec(text: str, file: str = "<spec>", doc: Optional[Located] = None) -> RunSpec:
+    """The spec in `text` (`doc`: its YAML, if already read with `load_document`)."""
+    doc = doc if doc is not None else parse_yaml(text, file)
     try:
         with spec_folder_on_path(file):
             return _parse(doc, text, file)
