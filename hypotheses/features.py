@@ -77,13 +77,20 @@ def class_ids(values: Any, n: int, name: str) -> np.ndarray:
     """Map per-datum values (tensor, array or list of hashables) to dense int ids."""
     if torch.is_tensor(values):
         values = values.detach().cpu().numpy()
-    if isinstance(values, np.ndarray):
-        if len(values) != n:
-            raise DataError(f"feature {name!r} returned {len(values)} values for {n} data; it must return one per datum.")
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        if values.ndim == 0 or len(values) != n:
+            got = "a single value" if values.ndim == 0 else f"{len(values)} values"
+            raise DataError(f"feature {name!r} returned {got} for {n} data; it must return one per datum.")
         flat = values.reshape(n, -1)
         _, ids = np.unique(flat, axis=0, return_inverse=True)
         return ids.reshape(n).astype(np.int64)
-    values = list(values)
+    try:
+        if isinstance(values, (str, bytes, dict)):
+            raise TypeError
+        values = list(values)
+    except TypeError:
+        raise DataError(f"feature {name!r} returned {type(values).__name__} {_short(values)}; it must return one "
+                        f"value per datum (a list, array or tensor of {n}).") from None
     if len(values) != n:
         raise DataError(f"feature {name!r} returned {len(values)} values for {n} data; it must return one per datum.")
     table: dict = {}
@@ -91,6 +98,11 @@ def class_ids(values: Any, n: int, name: str) -> np.ndarray:
         return np.array([table.setdefault(_hashable(v), len(table)) for v in values], dtype=np.int64)
     except TypeError as exc:
         raise DataError(f"feature {name!r} returned unhashable values ({exc}); return numbers, strings or tuples.") from exc
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _hashable(v: Any) -> Any:

@@ -72,6 +72,11 @@ class SpecValueError(ScrubError, ValueError):
     """A value in a spec file is invalid; `key` says where, relative to the value's own location."""
 
 
+class ScrubWarning(UserWarning):
+    """Something that runs but may not mean what was intended (e.g. a feature that is constant over the
+    pool); evaluations also record it beside the verdict."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """A ' did you mean ...?' suffix listing close matches, or '' if none."""
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=n, cutoff=0.6)

@@ -35,7 +35,7 @@ class ScrubTransformerAdapter(Adapter):
         return isinstance(model, ScrubTransformer)
 
     def check_inputs(self, inputs: Tensor) -> None:
-        check_token_inputs(inputs, "this transformer")
+        check_token_inputs(inputs, "this transformer", self.model.cfg)
 
     def dims(self):
         return dims_from_cfg(self.model.cfg)

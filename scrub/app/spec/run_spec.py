@@ -26,6 +26,7 @@ from hypotheses.nodes import Hypothesis
 from hypotheses.registry import SpecValue
 
 from metrics.distances import DISTANCES
+from metrics.evaluate import default_distances
 from metrics.losses import LOSSES
 from metrics.protocol import metric_from_spec
 from metrics.verdicts import VerdictRule
@@ -34,6 +35,8 @@ TOP_KEYS = ("name", "description", "imports", "model", "data", "loss", "metrics"
             "policy", "batch_size", "hypothesis")
 REQUIRED = ("model", "data", "loss", "hypothesis")
 RULE_SETTINGS = ("min_loss_recovered", "max_distance_fraction", "distance", "min_gap")
+MAX_SEEDS = 1000  # seeds per spec
+MAX_REFERENCE = 10_000_000  # reference data per spec (`reference: N`)
 
 
 @dataclass
@@ -101,19 +104,13 @@ def _parse(doc: Located, text: str, file: str) -> RunSpec:
     _imports(doc)
     policy = data.get("policy", "shared")
     hypothesis = parse_hypothesis(doc, ("hypothesis",), name, policy)
-    seeds = data.get("seeds", [0])
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise doc.error(("seeds",), "seeds: give a count >= 1 or a list of seeds.")
-        seeds = list(range(seeds))
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise doc.error(("seeds",), "seeds must be a count or a non-empty list of integers.")
+    seeds = _seeds(doc, data.get("seeds", [0]))
     reference = data.get("reference")
     if reference is not None:
-        _expect(doc, ("reference",), reference, int, "an integer (number of reference data)")
+        _expect(doc, ("reference",), reference, int, "an integer (number of reference data)", 1, MAX_REFERENCE)
     batch_size = data.get("batch_size")
     if batch_size is not None:
-        _expect(doc, ("batch_size",), batch_size, int, "an integer")
+        _expect(doc, ("batch_size",), batch_size, int, "an integer (reference data per chunk)", 1)
     model = _source(data["model"], ("model",), MODEL_SOURCES)
     data_spec = _source(data["data"], ("data",), DATA_SOURCES)
     loss = LOSSES.parse(SpecValue(data["loss"], ("loss",)))
@@ -121,8 +118,23 @@ def _parse(doc: Located, text: str, file: str) -> RunSpec:
     if not isinstance(items, list):
         raise doc.error(("metrics",), "metrics must be a list.")
     metrics = [metric_from_spec(SpecValue(item, ("metrics", i))) for i, item in enumerate(items)]
+    _check_metric_names(doc, loss, metrics)
     return RunSpec(file, text, doc, name, hypothesis, model, data_spec, loss, metrics, _rule(doc), tuple(seeds),
                    reference, batch_size, _node_keys(doc))
+
+
+def _check_metric_names(doc: Located, loss, metrics: list) -> None:
+    """Every metric needs its own name: the loss and the distances reported by default are taken (a distance
+    named again is simply reported once)."""
+    taken = {"loss": "the loss's name", **{d: "a distance reported by default" for d in default_distances(loss)}}
+    for i, m in enumerate(metrics):
+        name = m if isinstance(m, str) else m.name
+        if isinstance(m, str) and taken.get(name, "").startswith("a distance"):
+            continue
+        if name in taken:
+            raise doc.error(("metrics", i), f"metric name {name!r} is already {taken[name]}; give this metric "
+                                            "another name (`name:`), or drop it.")
+        taken[name] = f"the name of metrics[{i}]" if not isinstance(m, str) else "a distance"
 
 
 @contextlib.contextmanager
@@ -153,9 +165,33 @@ def _imports(doc: Located) -> None:
                                             "and installed packages can be imported.") from None
 
 
-def _expect(doc: Located, key, value, typ, what: str) -> None:
+def _expect(doc: Located, key, value, typ, what: str, low: Optional[int] = None, high: Optional[int] = None) -> None:
     if not isinstance(value, typ) or isinstance(value, bool):
         raise doc.error(key, f"expected {what}, got {type(value).__name__} {value!r}.")
+    if low is not None and value < low or high is not None and value > high:
+        bounds = f"at least {low}" if high is None else f"between {low} and {high:,}"
+        raise doc.error(key, f"{key[-1]} must be {bounds}; got {value}.")
+
+
+def _seeds(doc: Located, seeds: Any) -> list:
+    """`seeds:` a count (seeds 0..n-1) or a list of distinct integers."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise doc.error(("seeds",), f"seeds: give a count between 1 and {MAX_SEEDS:,}, or a list of seeds; got "
+                                        f"{seeds}.")
+        return list(range(seeds))
+    if not isinstance(seeds, list) or not seeds:
+        raise doc.error(("seeds",), f"seeds must be a count or a non-empty list of integers; got "
+                                    f"{type(seeds).__name__} {seeds!r}.")
+    if len(seeds) > MAX_SEEDS:
+        raise doc.error(("seeds",), f"{len(seeds):,} seeds; at most {MAX_SEEDS:,}.")
+    for i, s in enumerate(seeds):
+        if not isinstance(s, int) or isinstance(s, bool):
+            raise doc.error(("seeds", i), f"seeds must be integers; got {type(s).__name__} {s!r}.")
+        if s in seeds[:i]:
+            raise doc.error(("seeds", i), f"seed {s} is listed twice; a repeated seed repeats the same draws, so the "
+                                          "spread over seeds would be understated. List distinct seeds.")
+    return seeds
 
 
 def _source(value: Any, key: tuple, sources) -> dict:
@@ -177,7 +213,10 @@ def _rule(doc: Located) -> VerdictRule:
                 raise doc.error(("verdict", k), f"distance must be one of {', '.join(DISTANCES)}.")
         elif not isinstance(v, (int, float)) or isinstance(v, bool):
             raise doc.error(("verdict", k), f"{k} must be a number.")
-    return VerdictRule(**spec)
+    try:
+        return VerdictRule(**spec)
+    except ScrubError as exc:  # a setting out of its range: the rule says which
+        raise doc.error(("verdict", exc.field) if exc.field else ("verdict",), exc.message) from None
 
 
 def _node_keys(doc: Located) -> dict:
