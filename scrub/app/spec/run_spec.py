@@ -16,11 +16,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from scrub.app.spec.dry_run import dry_run
 from scrub.app.spec.hypothesis_spec import hypothesis_to_dict, parse_hypothesis
 from scrub.app.spec.sources import DATA_SOURCES, MODEL_SOURCES
 from scrub.app.spec.yamlpos import Located, SpecError, dump_yaml, load_document, parse_yaml
 from scrub.data import Dataset
-from scrub.errors import ScrubError, SpecValueError, did_you_mean
+from scrub.errors import AdapterError, DataError, MetricError, ScrubError, SpecValueError, did_you_mean
 
 from hypotheses.nodes import Hypothesis
 from hypotheses.registry import SpecValue
@@ -240,7 +241,7 @@ def _node_keys(doc: Located) -> dict:
 
 def locate(doc: Located, node_keys: dict, exc: ScrubError) -> SpecError:
     """A SpecError at the place a structured error names: its spec key, else its node (and field), else the
-    hypothesis. Never reads the message."""
+    part of the spec its type is about (data, model, loss), else the hypothesis. Never reads the message."""
     if exc.key:
         return doc.error(exc.key, exc.message)
     keys = node_keys.get(exc.node, [])
@@ -249,6 +250,9 @@ def locate(doc: Located, node_keys: dict, exc: ScrubError) -> SpecError:
         if exc.field and exc.field in _at(doc, key):
             key = key + (exc.field,)
         return doc.error(key, exc.message)
+    for kind, key in ((DataError, ("data",)), (AdapterError, ("model",)), (MetricError, ("loss",))):
+        if isinstance(exc, kind):
+            return doc.error(key, exc.message)
     return doc.error(("hypothesis",), exc.message)
 
 
@@ -262,7 +266,10 @@ def _at(doc: Located, key) -> dict:
 # --- loading what a spec names ------------------------------------------------------------
 
 def load_model(spec: RunSpec, device: Optional[str] = None):
+    from scrub.devices import resolve_device
+
     kind = next(iter(spec.model))
+    device = resolve_device(device)  # a bad device is the caller's option, not the spec's: not located
     try:
         model = MODEL_SOURCES[kind].load(spec.model, spec.folder)
     except SpecError:
@@ -298,10 +305,12 @@ class Prepared:
     model: Any
     data: Dataset
     reference: Any
+    warnings: tuple = ()  # e.g. a feature that is constant over the pool (recorded beside the verdict)
 
 
 def prepare(spec: RunSpec, device: Optional[str] = None, reference: Optional[int] = None) -> Prepared:
-    """Load the model and data, and compile the hypothesis against them (raises located SpecErrors)."""
+    """Load the model and data, compile the hypothesis against them and compute everything a run computes on
+    a few reference data (`dry_run`): raises located SpecErrors for whatever a run would fail on."""
     from scrub.engine.run import compile as compile_hypothesis, reference_indices
     from scrub.engine.sampling import draw_roles
 
@@ -311,14 +320,15 @@ def prepare(spec: RunSpec, device: Optional[str] = None, reference: Optional[int
     ref = reference if reference is not None else (spec.reference if spec.reference is not None else fixed_reference)
     try:
         compiled = compile_hypothesis(model, spec.hypothesis, data, ref)
-        # draw the first seed's indices now (no forward pass): empty agreement classes and failing
-        # feature functions surface here, located in the file, not in the middle of a run
+        # draw the first seed's indices now (no forward pass): empty agreement classes surface here,
+        # located in the file, not in the middle of a run
         seed = spec.seeds[0]
         draw_roles(compiled.plan, compiled.data, compiled.n_pool,
-                   reference_indices(ref, compiled.n_pool, len(compiled.data), seed), seed)
+                   reference_indices(ref, compiled.n_pool, len(compiled.data), seed), seed, compiled.pool)
     except ScrubError as exc:
         raise locate(spec.doc, spec.node_keys, exc) from None
-    return Prepared(spec, model, data, ref)
+    dry_run(spec, model, data, ref, lambda exc: locate(spec.doc, spec.node_keys, exc))
+    return Prepared(spec, model, data, ref, compiled.warnings[0])
 
 
 def spec_dict(hypothesis: Hypothesis, *, model: dict, data: dict, loss: dict, seeds=(0,), metrics=None,
