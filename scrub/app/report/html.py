@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from typing import Any, Mapping, Optional, Union
 
+from scrub.app.outputs import write_atomic
 from scrub.app.report import svg
 from scrub.app.report.html_base import (NA, est_cell, fmt, interval, is_fraction, kv_text, num, page,
                                     status_class, table, value)
@@ -221,18 +221,8 @@ def write_report(record: Mapping, folder: Union[str, os.PathLike]) -> pathlib.Pa
 
     Comparison records ("scrub.compare/1") get the ranked-table page.
     """
-    folder = pathlib.Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     is_compare = isinstance(record, Mapping) and str(record.get("schema", "")).startswith("scrub.compare/")
     text = render_compare_html(record) if is_compare else render_html(record)
-    target = folder / "report.html"
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    target = pathlib.Path(folder) / "report.html"
+    write_atomic(target, text.encode("utf-8"))  # permissions from the umask, like result.json beside it
     return target
