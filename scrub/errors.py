@@ -15,7 +15,6 @@ layer stands on (docs/architecture.md).
 
 from __future__ import annotations
 
-import difflib
 from typing import Iterable, Optional
 
 
@@ -79,6 +78,8 @@ class ScrubWarning(UserWarning):
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """A ' did you mean ...?' suffix listing close matches, or '' if none."""
+    import difflib  # here, not at the top: importing the floor of every layer stays instant
+
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=n, cutoff=0.6)
     if not close:
         return ""

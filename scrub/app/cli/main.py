@@ -115,15 +115,6 @@ def cli():
     warnings.simplefilter("ignore", ScrubWarning)  # each command prints them once, as 'warning: ...' lines
 
 
-def main() -> None:  # pragma: no cover - the console entry point (tests run it in a subprocess)
-    """`scrub`: the command line, with Ctrl-C during start-up exiting 130 as quietly as later."""
-    try:
-        cli.main(prog_name="scrub")
-    except KeyboardInterrupt:
-        click.echo(f"error: {INTERRUPTED}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-
-
 def _load(paths, keep_going: bool = False) -> list:
     """Every spec file read and checked; all failures reported together (one paragraph each). With
     `keep_going`, the good ones are returned and failures only printed (the caller sets the exit code)."""
@@ -367,5 +358,7 @@ def kinds():
         click.echo("")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    cli()
+def main() -> None:  # pragma: no cover - the console entry point is scrub.app.cli.entry:main
+    from scrub.app.cli.entry import main as entry
+
+    entry()
