@@ -327,18 +327,25 @@ def sites(model, debug):
 
 
 def _sites(model: str) -> None:
-    import scrub
+    """Bundled checkpoints and checkpoint files are read for their config only (no model is built, no
+    TransformerLens import); other bundled models and spec files load the model."""
     from hypotheses.cases import registry
-    from scrub.app.spec import load_spec
-    from scrub.app.spec.run_spec import load_model
 
     path = pathlib.Path(model)
+    if model in registry.CHECKPOINTS or (path.suffix not in (".yaml", ".yml") and path.is_file()):
+        from scrub.adapters.scrub_transformer import checkpoint_graph
+
+        click.echo(checkpoint_graph(registry.CHECKPOINTS.get(model, path)).table())
+        return
+    import scrub
+
     if model in registry.MODELS:
         obj = registry.MODELS[model]()
     elif path.suffix in (".yaml", ".yml") and path.exists():
+        from scrub.app.spec import load_spec
+        from scrub.app.spec.run_spec import load_model
+
         obj = load_model(load_spec(path))
-    elif path.exists():
-        obj = scrub.load_checkpoint(path)
     else:
         from scrub.errors import did_you_mean
         raise ScrubError(f"{model!r} is not a bundled model, a checkpoint or a spec file."
