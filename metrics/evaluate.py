@@ -20,7 +20,7 @@ from torch import Tensor
 
 import scrub
 from scrub.data import Dataset
-from scrub.engine.run import compile_many, run_seeds
+from scrub.engine.run import check_seeds, compile_many, run_seeds
 
 from hypotheses.nodes import Hypothesis, Node
 from hypotheses.samplers import Unconditional
@@ -182,6 +182,7 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
         `scrub.app.report.to_wandb(project="induction", mode="offline")`, which logs
         each evaluation with its default verdict as one W&B run."""
     check_loss(loss)
+    seeds = check_seeds(seeds)
     outputs, comparisons = measures(loss, metrics, distances)
     hypotheses = list(hypotheses)
     compiled = compile_many(model, hypotheses + [random_baseline()], data, reference)

@@ -314,8 +314,9 @@ def validate(specs, device, debug):
         for note in prepared.warnings:
             click.echo(f"  warning: {note}")
     if failed:
-        raise Failure(f"{failed} of {len(specs)} spec file{'s' if len(specs) > 1 else ''} invalid (see above).",
-                      EXIT_INVALID)
+        if len(specs) > 1:
+            click.echo(f"{failed} of {len(specs)} spec files invalid.", err=True)
+        click.get_current_context().exit(EXIT_INVALID)
 
 
 @cli.command()
