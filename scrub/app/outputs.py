@@ -10,7 +10,6 @@ again on the next run, so resuming still works and nothing computed is lost.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import pathlib
@@ -79,9 +78,8 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]])", r"[\1]", text)
 
 
-@functools.lru_cache(maxsize=1)
 def file_mode() -> int:
-    """Mode for new files: 0o666 less the process umask (what `open()` would give), read once."""
+    """Mode for new files: 0o666 less the process umask (what `open()` would give)."""
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask

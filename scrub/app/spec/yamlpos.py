@@ -186,10 +186,18 @@ class _Converter:
     def scalar(self, node, key: Key) -> Any:
         """Resolve a plain scalar (int, float, bool, null, str) with the safe constructors only."""
         try:
-            return self.scalars.construct_object(node, deep=True)
+            value = self.scalars.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             raise self.error(f"unsupported value ({exc.problem}); specs hold plain numbers, strings, lists and "
                              "mappings only.", node, key) from None
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate written as an escape: "\ud83d"
+                raise self.error(f"the string holds an invalid character ({value[exc.start]!r}, half of a UTF-16 "
+                                 "pair); write the character itself, or escape it whole as \\U0001F642.", node,
+                                 key) from None
+        return value
 
 
 def dump_yaml(data: Any) -> str:
