@@ -83,3 +83,30 @@ def long_sequences():
 
 def not_a_dataset():
     return {"inputs": [1, 2, 3]}
+
+
+# --- a tiny spec and its checkpoint, for tests that write spec files ------------------------------
+
+def save_tiny_checkpoint(path):
+    """The tiny transformer the test specs name (2 layers of 2 heads, vocabulary 6, context 8)."""
+    from scrub import ScrubTransformer, TransformerConfig, save_checkpoint
+
+    cfg = TransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_vocab=6, n_ctx=8, d_mlp=16, seed=0)
+    model = ScrubTransformer(cfg)
+    save_checkpoint(model, path)
+    return model
+
+
+def tiny_spec(name="tiny", checkpoint="tiny.pt", data="spec_helpers.tiny_data", seeds="[0]", site="head.1.0",
+              keys_sampler=None) -> str:
+    """A spec on the tiny checkpoint: node 'head' claims `site`; with `keys_sampler`, its child 'keys' claims
+    '.k <- head.0.1' with that sampler (lines: 1 name, 2 model, 3 data, 4 loss, 5 seeds, 14 the sampler)."""
+    import json
+
+    text = (f"name: {json.dumps(name, ensure_ascii=False)}\nmodel: {{checkpoint: {checkpoint}}}\n"
+            f"data: {{function: {data}}}\nloss: {{next_token: {{mask: null}}}}\nseeds: {seeds}\n"
+            f"hypothesis:\n  name: output\n  children:\n    - name: head\n      paths: output <- {site}\n")
+    if keys_sampler is not None:
+        text += (f"      children:\n        - name: keys\n          paths: .k <- head.0.1\n"
+                 f"          sampler: {keys_sampler}\n")
+    return text

@@ -11,7 +11,6 @@ import signal
 import stat
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -19,6 +18,8 @@ from click.testing import CliRunner
 
 from scrub.app.cli import runner as runner_module
 from scrub.app.cli.main import cli
+
+from spec_helpers import save_tiny_checkpoint, tiny_spec
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -29,26 +30,13 @@ def invoke(*args, **kw):
 
 @pytest.fixture
 def spec_file(tmp_path):
-    from scrub import ScrubTransformer, TransformerConfig, save_checkpoint
-
-    cfg = TransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_vocab=6, n_ctx=8, d_mlp=16, seed=0)
-    save_checkpoint(ScrubTransformer(cfg), tmp_path / "tiny.pt")
+    save_tiny_checkpoint(tmp_path / "tiny.pt")
 
     def write(name: str, file: str, site: str = "head.1.0", seeds: str = "[0, 1]", data: str = "tiny_data"):
         path = tmp_path / file
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(f"""\
-            name: {json.dumps(name, ensure_ascii=False)}
-            model: {{checkpoint: {os.path.relpath(tmp_path / 'tiny.pt', path.parent)}}}
-            data: {{function: spec_helpers.{data}}}
-            loss: {{next_token: {{mask: null}}}}
-            seeds: {seeds}
-            hypothesis:
-              name: output
-              children:
-                - name: head
-                  paths: output <- {site}
-            """))
+        path.write_text(tiny_spec(name, os.path.relpath(tmp_path / "tiny.pt", path.parent), f"spec_helpers.{data}",
+                                  seeds, site))
         return path
     return write
 

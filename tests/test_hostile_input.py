@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -24,30 +23,16 @@ from click.testing import CliRunner
 import scrub
 from hypotheses import Hypothesis, Node, agree, from_batch, token_at, tokens_at
 from metrics import MSELoss, NextTokenLoss, VerdictRule, evaluate
-from scrub import ScrubTransformer, TransformerConfig, save_checkpoint
+from scrub import save_checkpoint
 from scrub.app.cli.main import cli
 from scrub.errors import ScrubError, ScrubWarning
 
 from conftest import tiny_tokens, tiny_transformer
+from spec_helpers import save_tiny_checkpoint, tiny_spec
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-BASE = textwrap.dedent("""\
-    name: tiny
-    model: {checkpoint: tiny.pt}
-    data: {function: spec_helpers.tiny_data}
-    loss: {next_token: {mask: null}}
-    seeds: [0]
-    hypothesis:
-      name: output
-      children:
-        - name: head
-          paths: output <- head.1.0
-          children:
-            - name: keys
-              paths: .k <- head.0.1
-              sampler: {agree: {token_at: 2}}
-    """)
+BASE = tiny_spec(keys_sampler="{agree: {token_at: 2}}")
 SAMPLER_LINE, DATA_LINE, MODEL_LINE, LOSS_LINE, SEEDS_LINE = 14, 3, 2, 4, 5
 
 
@@ -55,9 +40,7 @@ SAMPLER_LINE, DATA_LINE, MODEL_LINE, LOSS_LINE, SEEDS_LINE = 14, 3, 2, 4, 5
 def folder(tmp_path_factory):
     """A tiny checkpoint (and a NaN-weighted one) beside which the corpus' specs are written."""
     root = tmp_path_factory.mktemp("hostile")
-    cfg = TransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_vocab=6, n_ctx=8, d_mlp=16, seed=0)
-    model = ScrubTransformer(cfg)
-    save_checkpoint(model, root / "tiny.pt")
+    model = save_tiny_checkpoint(root / "tiny.pt")
     with torch.no_grad():
         model.unembed.W_U[:, 3] = float("nan")
     save_checkpoint(model, root / "nan.pt")
