@@ -55,10 +55,13 @@ def run_sweep(sweep: SweepFile, points: list[Point], options: SweepOptions,
               echo: Callable[[str], None] = print) -> SweepOutcome:
     root = safe_child(options.out, sweep.name)
     todo = [p for p in points if finished(p, root / p.slug, options.reference) is None]
-    echo(f"sweep {sweep.name!r}: {len(points)} points, {len(points) - len(todo)} already done, {len(todo)} to run "
-         f"-> {root}")
+    echo(f"sweep {sweep.name!r}: {len(points)} point{'s' if len(points) != 1 else ''}, {len(points) - len(todo)} "
+         f"already done, {len(todo)} to run -> {root}")
     if options.wandb_project and importlib.util.find_spec("wandb") is None:
         raise ScrubError("--wandb needs the wandb package, which is not installed: pip install 'scrub[wandb]'.")
+    if todo and not options.serial:
+        from scrub.app.sweep.ray_cluster import import_ray
+        import_ray(options.address)  # installed? (before anything is written)
     root.mkdir(parents=True, exist_ok=True)
     write_atomic(root / "sweep.yaml", sweep.text.encode())
     outcome = SweepOutcome(root, {})
@@ -123,8 +126,9 @@ def _arrived(sweep: SweepFile, point: Point, folder: pathlib.Path, result: dict,
     message = str(located) if located else result["error"]
     write_atomic(folder / ERROR_FILE, (message.rstrip() + "\n").encode())
     outcome.failed[point.id] = (invalid, message)
-    last = message.strip().splitlines()[-1] if message.strip() else "failed"
-    echo(f"{count} {point.id}: FAILED{' (invalid input)' if invalid else ''}: {last} (-> {folder / ERROR_FILE})")
+    lines = message.strip().splitlines() or ["failed"]
+    brief = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"  # what happened ... the error itself
+    echo(f"{count} {point.id}: FAILED{' (invalid input)' if invalid else ''}: {brief} (-> {folder / ERROR_FILE})")
 
 
 def _merge(sweep: SweepFile, points: list[Point], root: pathlib.Path, options: SweepOptions, echo) -> dict:

@@ -95,10 +95,10 @@ def _point(sweep: SweepFile, spec: RunSpec, combo: tuple[AxisValue, ...]) -> Poi
 def _set(sweep: SweepFile, doc: dict, axis: Axis, value: AxisValue, spec: RunSpec) -> None:
     node = doc
     for depth, part in enumerate(axis.path[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif depth == 0 and part in ("model", "data") and isinstance(child, str):
+        if part not in node:
+            node[part] = {}
+        child = node[part]
+        if depth == 0 and part in ("model", "data") and isinstance(child, str):
             child = node[part] = {"bundled": child}  # the spec's shorthand, written out
         elif not isinstance(child, dict):
             where = ".".join(axis.path[:depth + 1])

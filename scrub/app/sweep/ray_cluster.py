@@ -127,4 +127,8 @@ def _failure(ray, exc: Exception, retries: int) -> str:
                  if hasattr(ray.exceptions, name))
     cause = getattr(exc, "cause", None)  # a RayTaskError carries the task's own exception
     what = "its worker process died" if isinstance(exc, died) else f"it raised {type(cause or exc).__name__}"
-    return f"{what} ({1 + retries} attempts):\n{ANSI.sub('', str(exc))}"
+    return f"{what} ({attempts(1 + retries)}):\n{ANSI.sub('', str(exc))}"
+
+
+def attempts(n: int) -> str:
+    return f"{n} attempt" + ("s" if n != 1 else "")

@@ -82,8 +82,10 @@ def run_serially(tasks: Iterable[dict]) -> Iterator[tuple[str, dict]]:
         for task in tasks:
             try:
                 result = run_point(task)
-            except Exception:  # noqa: BLE001 - reported with the point, as Ray reports a failed task
-                result = {"ok": False, "invalid": False, "error": traceback.format_exc()}
+            except Exception as exc:  # noqa: BLE001 - reported with the point, as Ray reports a failed task
+                result = {"ok": False, "invalid": False,
+                          "error": f"it raised {type(exc).__name__} (1 attempt: --serial does not retry):\n"
+                                   f"{traceback.format_exc()}"}
             yield task["id"], result
     finally:
         forget_models()
