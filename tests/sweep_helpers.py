@@ -12,11 +12,10 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
-from spec_helpers import tiny_data
+from spec_helpers import tiny_data, tiny_spec_text, write_tiny_checkpoint
 
 LOG = "SCRUB_TEST_SWEEP_LOG"    # a file: each call appends "<tag> <pid>"
 HOLD = "SCRUB_TEST_SWEEP_HOLD"  # a folder: a call with tag T waits while <folder>/T exists
@@ -40,23 +39,9 @@ def failing_data(tag: str):
 
 def write_tiny_specs(folder: Path, specs: dict, seeds: str = "[0, 1]") -> None:
     """A tiny checkpoint and one spec per name: {name: (site, data)}; data is a spec `data:` value."""
-    from scrub import ScrubTransformer, TransformerConfig, save_checkpoint
-
-    cfg = TransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_vocab=6, n_ctx=8, d_mlp=16, seed=0)
-    save_checkpoint(ScrubTransformer(cfg), folder / "tiny.pt")
+    write_tiny_checkpoint(folder)
     for name, (site, data) in specs.items():
-        (folder / f"{name}.yaml").write_text(textwrap.dedent(f"""\
-            name: {name}
-            model: {{checkpoint: tiny.pt}}
-            data: {data}
-            loss: {{next_token: {{mask: null}}}}
-            seeds: {seeds}
-            hypothesis:
-              name: output
-              children:
-                - name: head
-                  paths: output <- {site}
-            """))
+        (folder / f"{name}.yaml").write_text(tiny_spec_text(name, data, site, seeds))
 
 
 def logged(tag: str) -> str:

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from metrics import evaluate
@@ -21,8 +20,8 @@ from metrics.compare import rank
 from metrics.stats import holm
 from scrub.app.cli import runner as runner_module
 from scrub.app.cli.main import cli
-from scrub.app.spec import SpecError, load_spec, prepare
-from scrub.app.sweep import expand, load_sweep, parse_sweep
+from scrub.app.spec import SpecError, load_spec, parse_spec, prepare
+from scrub.app.sweep import expand, load_sweep
 from sweep_helpers import logged, write_tiny_specs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,12 +122,7 @@ def test_points_cross_specs_with_axes_and_write_the_values_into_the_specs(tiny, 
     assert p.axes(sweep) == {"model": "ckpts/step-20.pt", "seed": "0", "data.args.n": "32",
                              "verdict.min_loss_recovered": "0.8"}
     # the point's spec.yaml is a spec file that `scrub run` reads back as the same spec
-    assert load_spec_text(p.spec.text, p.spec.file).raw == p.spec.raw
-
-
-def load_spec_text(text, file):
-    from scrub.app.spec import parse_spec
-    return parse_spec(text, file)
+    assert parse_spec(p.spec.text, p.spec.file).raw == p.spec.raw
 
 
 def test_a_sweep_without_axes_has_one_point_per_spec_with_its_own_settings(tiny):

@@ -59,27 +59,26 @@ def run_sweep(sweep: SweepFile, points: list[Point], options: SweepOptions,
          f"already done, {len(todo)} to run -> {root}")
     if options.wandb_project and importlib.util.find_spec("wandb") is None:
         raise ScrubError("--wandb needs the wandb package, which is not installed: pip install 'scrub[wandb]'.")
-    if todo and not options.serial:
-        from scrub.app.sweep.ray_cluster import import_ray
-        import_ray(options.address)  # installed? (before anything is written)
-    root.mkdir(parents=True, exist_ok=True)
-    write_atomic(root / "sweep.yaml", sweep.text.encode())
-    outcome = SweepOutcome(root, {})
-    logger = _WandbLogger(sweep.name, options.wandb_project, echo)
     by_id = {p.id: p for p in todo}
-    try:
-        logger.catch_up([p for p in points if p.id not in by_id], root)
-        if todo:
-            tasks = [p.task(options.reference, options.device) for p in _grouped_by_model(todo)]
-            with _executor(options, echo) as execute, contextlib.closing(execute(tasks)) as results:
-                for n, (point_id, result) in enumerate(results, 1):
-                    point = by_id[point_id]
-                    _arrived(sweep, point, root / point.slug, result, outcome, f"[{n}/{len(todo)}]", echo)
-                    if result["ok"]:
-                        logger.log(point, root / point.slug)
-    finally:
-        outcome.record = _merge(sweep, points, root, options, echo)
-        outcome.wandb_error = logger.error
+    # Ray starts (or is found missing, or not answering) before anything is written
+    with _executor(options, echo) if todo else contextlib.nullcontext() as execute:
+        root.mkdir(parents=True, exist_ok=True)
+        write_atomic(root / "sweep.yaml", sweep.text.encode())
+        outcome = SweepOutcome(root, {})
+        logger = _WandbLogger(sweep.name, options.wandb_project, echo)
+        try:
+            logger.catch_up([p for p in points if p.id not in by_id], root)
+            if todo:
+                tasks = [p.task(options.reference, options.device) for p in _grouped_by_model(todo)]
+                with contextlib.closing(execute(tasks)) as results:
+                    for n, (point_id, result) in enumerate(results, 1):
+                        point = by_id[point_id]
+                        _arrived(sweep, point, root / point.slug, result, outcome, f"[{n}/{len(todo)}]", echo)
+                        if result["ok"]:
+                            logger.log(point, root / point.slug)
+        finally:
+            outcome.record = _merge(sweep, points, root, options, echo)
+            outcome.wandb_error = logger.error
     return outcome
 
 
@@ -95,7 +94,7 @@ def _executor(options: SweepOptions, echo):
 
     with ray_cluster(options.address, options.num_cpus) as ray:
         echo(f"on {describe(ray, options.address)}")
-        yield lambda tasks: run_on_ray(ray, tasks, options.retries)
+        yield lambda tasks: run_on_ray(ray, tasks, options.retries, options.device)
 
 
 def _grouped_by_model(points: list[Point]) -> list[Point]:
@@ -117,6 +116,7 @@ def _arrived(sweep: SweepFile, point: Point, folder: pathlib.Path, result: dict,
                 raise RuntimeError(f"a worker returned the file {rel!r}, outside the point's folder")
             write_atomic(target, files[rel])
         (folder / ERROR_FILE).unlink(missing_ok=True)
+        (folder / WANDB_MARK).unlink(missing_ok=True)  # it named the run of an earlier result
         outcome.computed.append(point.id)
         reused = ", model reused" if result.get("model_reused") else ""
         echo(f"{count} {point.id}: {result['status']} ({result['seconds']:.0f}s{reused}) -> {folder / 'result.json'}")

@@ -84,7 +84,11 @@ def ray_cluster(address: Optional[str] = None, num_cpus: Optional[int] = None):
                  object_store_memory=OBJECT_STORE_BYTES, _temp_dir=temp)
     else:
         check_address(address)
-        ray.init(address=address, logging_level="WARNING")
+        try:
+            ray.init(address=address, logging_level="WARNING")
+        except ConnectionError as exc:  # 'auto' with no cluster on this machine
+            raise ScrubError(f"--address {address}: {str(exc).rstrip('.')}. Start a cluster with `ray start --head`, or leave out "
+                             "--address to run on this machine.") from None
     try:
         yield ray
     finally:
@@ -99,11 +103,13 @@ def describe(ray, address: Optional[str]) -> str:
     return f"{where} ({res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs)"
 
 
-def run_on_ray(ray, tasks: Iterable[dict], retries: int) -> Iterator[tuple[str, dict]]:
-    """(point id, result) as each point finishes, in the order they finish."""
+def run_on_ray(ray, tasks: Iterable[dict], retries: int, device: Optional[str] = None) -> Iterator[tuple[str, dict]]:
+    """(point id, result) as each point finishes, in the order they finish. Each task asks for a GPU when
+    the cluster has one, unless `device` names another kind of device."""
     from scrub.app.sweep.worker import run_point
 
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    wants_gpu = device is None or device.startswith("cuda")
+    gpus = 1 if wants_gpu and ray.cluster_resources().get("GPU", 0) >= 1 else 0
     # declared with its GPU (not added by .options): Ray then runs each GPU task in a fresh process
     remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=retries, retry_exceptions=True)(run_point)
     refs = {remote.remote(task): task["id"] for task in tasks}
