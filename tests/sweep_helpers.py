@@ -48,16 +48,22 @@ def logged(tag: str) -> str:
     return f"{{function: sweep_helpers.logged_data, args: {{tag: {tag}}}}}"
 
 
+def _lines(log: Path) -> list[str]:
+    """The complete lines of the log (a line being appended right now is left out)."""
+    text = log.read_text() if log.exists() else ""
+    return text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+
+
 def calls(log: Path) -> list[str]:
     """The tags of every logged data call, in order."""
-    return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
+    return [line.split()[0] for line in _lines(log)]
 
 
 def wait_for_call(log: Path, tag: str, process: subprocess.Popen, timeout: float = 180) -> int:
     """The pid of the first call with `tag` (the process running the sweep must still be alive)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for line in log.read_text().splitlines() if log.exists() else []:
+        for line in _lines(log):
             if line.split()[0] == tag:
                 return int(line.split()[1])
         assert process.poll() is None, f"the sweep ended (rc {process.returncode}) before a {tag!r} point started"

@@ -184,7 +184,8 @@ def test_the_ranking_is_holm_corrected_across_the_whole_sweep(tmp_path):
     assert any(r["survives"] for r in rows) and not all(r["survives"] for r in rows)
     html = (tmp_path / "planted" / "sweep.html").read_text()
     for r in rows:
-        assert f'href="{r["folder"]}/report.html"' in html and (tmp_path / "planted" / r["folder"] / "report.html").exists()
+        assert f'href="{r["folder"]}/report.html"' in html
+        assert (tmp_path / "planted" / r["folder"] / "report.html").exists()
     assert "Holm" in html and "<script" not in html
 
 

@@ -39,9 +39,9 @@ def _ranking(record: Mapping) -> str:
                      (esc(r.get("verdict_text") or NA), "")])
     header = [("rank", "num"), ("point", ""), ("Holm", ""), ("p", "num"), ("p (Holm)", "num"),
               ("loss recovered", "num"), ("threshold", "num"), ("distance", "num"), ("its own verdict", "")]
-    done = len(rows)
+    family = f"{len(rows)} finished point" + ("s" if len(rows) != 1 else "")
     note = (f'<p class="note">Each finished point tests "loss recovered above its threshold" (one-sided bootstrap '
-            f'p-value); Holm\'s correction runs across all {done} finished points of the sweep at family-wise level '
+            f'p-value); Holm\'s correction runs across the {family} of the sweep at family-wise level '
             f'{esc(fmt(record.get("alpha")))}. A point survives when its adjusted p-value is below that level and '
             'its output distance passes its rule; "its own verdict" is the point\'s uncorrected verdict (its '
             'report.html).'

@@ -87,8 +87,8 @@ def ray_cluster(address: Optional[str] = None, num_cpus: Optional[int] = None):
         try:
             ray.init(address=address, logging_level="WARNING")
         except ConnectionError as exc:  # 'auto' with no cluster on this machine
-            raise ScrubError(f"--address {address}: {str(exc).rstrip('.')}. Start a cluster with `ray start --head`, or leave out "
-                             "--address to run on this machine.") from None
+            raise ScrubError(f"--address {address}: {str(exc).rstrip('.')}. Start a cluster with `ray start "
+                             "--head`, or leave out --address to run on this machine.") from None
     try:
         yield ray
     finally:
