@@ -68,21 +68,33 @@ class Settings:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_spec(spec: RunSpec, out_root: pathlib.Path, settings: Settings,
-             progress: Optional[Callable] = None, log: Callable[[str], None] = print) -> tuple[dict, pathlib.Path, bool]:
-    """Run one spec (resuming); returns (record, folder, was_already_done)."""
-    folder = safe_child(out_root, spec.name)
+def finished_record(folder: pathlib.Path, key: str) -> Optional[dict]:
+    """The record in folder/result.json when it was computed under settings `key`, else None."""
     result_path = folder / "result.json"
-    key = settings.key(spec)
     if result_path.exists():
         try:
             old = json.loads(result_path.read_text())
-            if old.get("settings_sha256") == key:
-                return old, folder, True
-        except json.JSONDecodeError:
+            if isinstance(old, dict) and old.get("settings_sha256") == key:
+                return old
+        except (json.JSONDecodeError, UnicodeDecodeError):
             pass  # a damaged result is recomputed
+    return None
+
+
+def run_spec(spec: RunSpec, out_root: pathlib.Path, settings: Settings,
+             progress: Optional[Callable] = None, log: Callable[[str], None] = print,
+             model=None) -> tuple[dict, pathlib.Path, bool]:
+    """Run one spec (resuming); returns (record, folder, was_already_done).
+
+    `model`: the spec's model already loaded (see `prepare`)."""
+    folder = safe_child(out_root, spec.name)
+    result_path = folder / "result.json"
+    key = settings.key(spec)
+    old = finished_record(folder, key)
+    if old is not None:
+        return old, folder, True
     started = time.time()
-    prepared = prepare(spec, settings.device, settings.reference)
+    prepared = prepare(spec, settings.device, settings.reference, model)
     write_atomic(folder / "spec.yaml", spec.text.encode())
     parts = []
     seeds = progress(settings.seeds) if progress else settings.seeds
