@@ -12,8 +12,12 @@ $(BIN)/scrub-installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: demo test test-slow install
+.PHONY: demo test test-slow install install-ray
 install: $(BIN)/scrub-installed
+
+# Ray, the optional extra `scrub sweep` runs on (docs/sweeps.md); its tests skip without it. CI installs it.
+install-ray: $(BIN)/scrub-installed
+	$(BIN)/pip install -q -e '.[ray]'
 
 demo: $(BIN)/scrub-installed
 	$(BIN)/python scripts/demo.py

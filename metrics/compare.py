@@ -28,6 +28,7 @@ class Ranked:
     p_value: float
     p_holm: float
     survives: bool
+    rule: VerdictRule = VerdictRule()  # the rule this hypothesis was judged and tested by
 
     def row(self, distance: str) -> list:
         lr = self.verdict.loss_recovered
@@ -54,18 +55,24 @@ class Ranking:
                 f"{self.alpha} for loss recovered > {self.rule.min_loss_recovered:.0%}.")
 
 
-def rank(evaluations: Sequence[Evaluation], rule: VerdictRule = VerdictRule(), alpha: float = 0.025) -> Ranking:
-    verdicts = [rule.judge(ev) for ev in evaluations]
-    threshold = rule.min_loss_recovered
-    ps = [p_value_above([ev.random_loss, ev.scrub_loss, ev.model_loss], loss_recovered, threshold)
-          for ev in evaluations]
+def rank(evaluations: Sequence[Evaluation], rule: VerdictRule | Sequence[VerdictRule] = VerdictRule(),
+         alpha: float = 0.025) -> Ranking:
+    """Rank by loss recovered; Holm over the whole family. `rule` may be one rule per evaluation (a sweep
+    whose points set their own thresholds): each is tested against its own threshold, and the Ranking's
+    `rule` is then the first."""
+    rules = [rule] * len(evaluations) if isinstance(rule, VerdictRule) else list(rule)
+    if len(rules) != len(evaluations):
+        raise ValueError(f"rank: {len(rules)} rules for {len(evaluations)} evaluations; give one rule or one each.")
+    verdicts = [r.judge(ev) for r, ev in zip(rules, evaluations)]
+    ps = [p_value_above([ev.random_loss, ev.scrub_loss, ev.model_loss], loss_recovered, r.min_loss_recovered)
+          for r, ev in zip(rules, evaluations)]
     adjusted = holm(ps)
     order = sorted(range(len(evaluations)), key=lambda i: -_finite(evaluations[i].loss_recovered()))
     rows = [Ranked(k + 1, evaluations[i], verdicts[i], ps[i], adjusted[i],
-                   adjusted[i] < alpha and verdicts[i].distance_ok)
+                   adjusted[i] < alpha and verdicts[i].distance_ok, rules[i])
             for k, i in enumerate(order)]
-    name = rule.distance_for(evaluations[0])
-    return Ranking(rows, rule, alpha, name)
+    name = rules[0].distance_for(evaluations[0])
+    return Ranking(rows, rules[0], alpha, name)
 
 
 def compare(model, hypotheses, data, loss, *, rule: VerdictRule = VerdictRule(), alpha: float = 0.025,

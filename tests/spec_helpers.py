@@ -1,5 +1,9 @@
 """Importable helpers named by test spec files (they live on the tests' sys.path)."""
 
+import json
+import textwrap
+from pathlib import Path
+
 import torch
 
 from scrub import Dataset
@@ -27,6 +31,38 @@ def broken_data():
 
 def interrupted_data():
     raise KeyboardInterrupt
+
+
+def write_tiny_checkpoint(folder: Path) -> Path:
+    """A seeded 2-layer ScrubTransformer saved as folder/tiny.pt (what tiny_spec_text's specs load)."""
+    from scrub import ScrubTransformer, TransformerConfig, save_checkpoint
+
+    cfg = TransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_vocab=6, n_ctx=8, d_mlp=16, seed=0)
+    save_checkpoint(ScrubTransformer(cfg), folder / "tiny.pt")
+    return folder / "tiny.pt"
+
+
+def tiny_spec_text(name: str, data: str = "{function: spec_helpers.tiny_data}", site: str = "head.1.0",
+                   seeds: str = "[0, 1]", checkpoint: str = "tiny.pt", keys_sampler: str | None = None) -> str:
+    """A spec of tiny.pt (beside it, or `checkpoint`) whose node 'head' claims `site`; data is a spec `data:`
+    value. With `keys_sampler`, head's child 'keys' claims '.k <- head.0.1' with that sampler (lines: 1 name,
+    2 model, 3 data, 4 loss, 5 seeds, 14 the sampler)."""
+    text = textwrap.dedent(f"""\
+        name: {json.dumps(name, ensure_ascii=False)}
+        model: {{checkpoint: {checkpoint}}}
+        data: {data}
+        loss: {{next_token: {{mask: null}}}}
+        seeds: {seeds}
+        hypothesis:
+          name: output
+          children:
+            - name: head
+              paths: output <- {site}
+        """)
+    if keys_sampler is not None:
+        text += ("      children:\n        - name: keys\n          paths: .k <- head.0.1\n"
+                 f"          sampler: {keys_sampler}\n")
+    return text
 
 
 # --- careless and hostile inputs (tests/test_hostile_input.py) ------------------------------------
@@ -83,30 +119,3 @@ def long_sequences():
 
 def not_a_dataset():
     return {"inputs": [1, 2, 3]}
-
-
-# --- a tiny spec and its checkpoint, for tests that write spec files ------------------------------
-
-def save_tiny_checkpoint(path):
-    """The tiny transformer the test specs name (2 layers of 2 heads, vocabulary 6, context 8)."""
-    from scrub import ScrubTransformer, TransformerConfig, save_checkpoint
-
-    cfg = TransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_vocab=6, n_ctx=8, d_mlp=16, seed=0)
-    model = ScrubTransformer(cfg)
-    save_checkpoint(model, path)
-    return model
-
-
-def tiny_spec(name="tiny", checkpoint="tiny.pt", data="spec_helpers.tiny_data", seeds="[0]", site="head.1.0",
-              keys_sampler=None) -> str:
-    """A spec on the tiny checkpoint: node 'head' claims `site`; with `keys_sampler`, its child 'keys' claims
-    '.k <- head.0.1' with that sampler (lines: 1 name, 2 model, 3 data, 4 loss, 5 seeds, 14 the sampler)."""
-    import json
-
-    text = (f"name: {json.dumps(name, ensure_ascii=False)}\nmodel: {{checkpoint: {checkpoint}}}\n"
-            f"data: {{function: {data}}}\nloss: {{next_token: {{mask: null}}}}\nseeds: {seeds}\n"
-            f"hypothesis:\n  name: output\n  children:\n    - name: head\n      paths: output <- {site}\n")
-    if keys_sampler is not None:
-        text += (f"      children:\n        - name: keys\n          paths: .k <- head.0.1\n"
-                 f"          sampler: {keys_sampler}\n")
-    return text

@@ -5,7 +5,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import textwrap
 
 import jsonschema
 import pytest
@@ -53,25 +52,13 @@ def test_every_bundled_spec_runs_with_the_python_api_numbers(spec_path, tmp_path
 
 @pytest.fixture
 def tiny_spec(tmp_path):
-    from scrub import ScrubTransformer, TransformerConfig, save_checkpoint
+    from spec_helpers import tiny_spec_text, write_tiny_checkpoint
 
-    cfg = TransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_vocab=6, n_ctx=8, d_mlp=16, seed=0)
-    save_checkpoint(ScrubTransformer(cfg), tmp_path / "tiny.pt")
+    write_tiny_checkpoint(tmp_path)
 
     def write(name="tiny", data="{function: spec_helpers.tiny_data}", site="head.1.0", seeds="[0, 1]"):
         path = tmp_path / f"{name}.yaml"
-        path.write_text(textwrap.dedent(f"""\
-            name: {name}
-            model: {{checkpoint: tiny.pt}}
-            data: {data}
-            loss: {{next_token: {{mask: null}}}}
-            seeds: {seeds}
-            hypothesis:
-              name: output
-              children:
-                - name: head
-                  paths: output <- {site}
-            """))
+        path.write_text(tiny_spec_text(name, data, site, seeds))
         return path
     return write
 

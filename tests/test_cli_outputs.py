@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from scrub.app.cli import runner as runner_module
 from scrub.app.cli.main import cli
 
-from spec_helpers import save_tiny_checkpoint, tiny_spec
+from spec_helpers import tiny_spec_text, write_tiny_checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -30,13 +30,13 @@ def invoke(*args, **kw):
 
 @pytest.fixture
 def spec_file(tmp_path):
-    save_tiny_checkpoint(tmp_path / "tiny.pt")
+    write_tiny_checkpoint(tmp_path)
 
     def write(name: str, file: str, site: str = "head.1.0", seeds: str = "[0, 1]", data: str = "tiny_data"):
         path = tmp_path / file
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(tiny_spec(name, os.path.relpath(tmp_path / "tiny.pt", path.parent), f"spec_helpers.{data}",
-                                  seeds, site))
+        path.write_text(tiny_spec_text(name, f"{{function: spec_helpers.{data}}}", site, seeds,
+                                       os.path.relpath(tmp_path / "tiny.pt", path.parent)))
         return path
     return write
 

@@ -23,16 +23,16 @@ from click.testing import CliRunner
 import scrub
 from hypotheses import Hypothesis, Node, agree, from_batch, token_at, tokens_at
 from metrics import MSELoss, NextTokenLoss, VerdictRule, evaluate
-from scrub import save_checkpoint
+from scrub import load_checkpoint, save_checkpoint
 from scrub.app.cli.main import cli
 from scrub.errors import ScrubError, ScrubWarning
 
 from conftest import tiny_tokens, tiny_transformer
-from spec_helpers import save_tiny_checkpoint, tiny_spec
+from spec_helpers import tiny_spec_text, write_tiny_checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-BASE = tiny_spec(keys_sampler="{agree: {token_at: 2}}")
+BASE = tiny_spec_text("tiny", seeds="[0]", keys_sampler="{agree: {token_at: 2}}")
 SAMPLER_LINE, DATA_LINE, MODEL_LINE, LOSS_LINE, SEEDS_LINE = 14, 3, 2, 4, 5
 
 
@@ -40,7 +40,7 @@ SAMPLER_LINE, DATA_LINE, MODEL_LINE, LOSS_LINE, SEEDS_LINE = 14, 3, 2, 4, 5
 def folder(tmp_path_factory):
     """A tiny checkpoint (and a NaN-weighted one) beside which the corpus' specs are written."""
     root = tmp_path_factory.mktemp("hostile")
-    model = save_tiny_checkpoint(root / "tiny.pt")
+    model = load_checkpoint(write_tiny_checkpoint(root))
     with torch.no_grad():
         model.unembed.W_U[:, 3] = float("nan")
     save_checkpoint(model, root / "nan.pt")

@@ -1,4 +1,4 @@
-"""The `scrub` command: run, compare, cancel, validate, sites, kinds.
+"""The `scrub` command: run, compare, cancel, sweep, validate, sites, kinds.
 
 Exit codes: 0 ran (whatever the verdicts); 2 invalid input (a bad spec,
 option, device, output folder or model name); 1 any other error; 130
@@ -285,6 +285,43 @@ def cancel(spec, device, seed, n_seeds, reference, out, use_wandb, wandb_project
     click.echo(f"{'reused (already computed with these settings)' if done else 'wrote'} {folder / 'result.json'}")
     if use_wandb and not done:
         _guard(debug, _log_wandb, record, loaded.file, folder, wandb_project, out)
+
+
+@cli.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path), default=pathlib.Path("scrub-out"),
+              show_default=True, help="output folder (the sweep writes OUT/<sweep name>/).")
+@click.option("--address", default=None, help="an existing Ray cluster: HOST:PORT of its head, or 'auto' "
+                                               "(default: a private Ray cluster on this machine).")
+@click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the private cluster (default: all).")
+@click.option("--retries", type=click.IntRange(0), default=2, show_default=True,
+              help="retries of a point whose task crashed, before it is reported as failed.")
+@click.option("--device", default=None, help="torch device (default: the task's GPU if it has one, else where the "
+                                             "model is).")
+@click.option("--reference", type=click.IntRange(1), default=None,
+              help="number of reference data (seeded draws from the data; overrides the specs).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="family-wise level of the ranking (default: the sweep file's, else 0.025).")
+@click.option("--wandb", "use_wandb", is_flag=True, help="log each point as a W&B run, in one group named after "
+                                                         "the sweep.")
+@click.option("--wandb-project", default="scrub", show_default=True)
+@click.option("--serial", is_flag=True, help="run the points one after another in this process, without Ray.")
+@click.option("--check", "check_only", is_flag=True, help="check every point against its model and data; run nothing.")
+@click.option("--debug", is_flag=True, help="show tracebacks.")
+def sweep(sweep_file, out, address, num_cpus, retries, device, reference, alpha, use_wandb, wandb_project, serial,
+          check_only, debug):
+    """Run a sweep file's points (spec files x axes) on Ray; results, sweep.json and sweep.html in OUT/<name>/."""
+    from scrub.app.sweep.command import sweep_command
+    from scrub.app.sweep.driver import SweepOptions
+
+    options = SweepOptions(out, address, num_cpus, retries, device, reference, alpha,
+                           wandb_project if use_wandb else None, serial)
+    outcome = _guard(debug, sweep_command, sweep_file, options, check_only, click.echo)
+    if outcome is not None and (outcome.failed or outcome.wandb_error):
+        lines = [f"{len(outcome.failed)} point(s) failed; their errors are in {outcome.folder}/<point>/error.txt. "
+                 "Rerun the same command to retry them (finished points are not recomputed)."] if outcome.failed else []
+        lines += [outcome.wandb_error] if outcome.wandb_error else []
+        raise Failure(" ".join(lines), EXIT_INVALID if outcome.all_invalid and not outcome.wandb_error else EXIT_ERROR)
 
 
 @cli.command()

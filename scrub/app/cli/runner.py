@@ -54,22 +54,34 @@ def spec_folder(out_root: pathlib.Path, spec: RunSpec) -> pathlib.Path:
     return claim_folder(out_root, spec.name, owner)
 
 
+def finished_record(folder: pathlib.Path, key: str) -> Optional[dict]:
+    """The record in folder/result.json when it was computed under settings `key`, else None."""
+    result_path = folder / "result.json"
+    if result_path.exists():
+        try:
+            old = json.loads(result_path.read_text())
+            if isinstance(old, dict) and old.get("settings_sha256") == key:
+                return old
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass  # a damaged result is recomputed
+    return None
+
+
 def run_spec(spec: RunSpec, out_root: pathlib.Path, settings: Settings,
-             progress: Optional[Callable] = None, log: Callable[[str], None] = print) -> tuple[dict, pathlib.Path, bool]:
-    """Run one spec (resuming); returns (record, folder of its result, was_already_done)."""
+             progress: Optional[Callable] = None, log: Callable[[str], None] = print,
+             model=None) -> tuple[dict, pathlib.Path, bool]:
+    """Run one spec (resuming); returns (record, folder of its result, was_already_done).
+
+    `model`: the spec's model already loaded (see `prepare`)."""
     folder = spec_folder(out_root, spec)
     results = folder / "with-cancel" if settings.cancel else folder
     result_path = results / "result.json"
     key = settings.key(spec)
-    if result_path.exists():
-        try:
-            old = json.loads(result_path.read_text())
-            if old.get("settings_sha256") == key:
-                return old, results, True
-        except json.JSONDecodeError:
-            pass  # a damaged result is recomputed
+    old = finished_record(results, key)
+    if old is not None:
+        return old, results, True
     started = time.time()
-    prepared = prepare(spec, settings.device, settings.reference)
+    prepared = prepare(spec, settings.device, settings.reference, model)
     write_atomic(folder / "spec.yaml", spec.text.encode())
     parts = []
     seeds = progress(settings.seeds) if progress else settings.seeds

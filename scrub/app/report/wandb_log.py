@@ -25,8 +25,11 @@ CONFIG_EXTRAS = ("hypothesis", "seeds", "loss", "model", "data", "verdict_rule")
 
 def log_record(record: dict, *, project: str = "scrub", run_name: Optional[str] = None,
                spec_file: Optional[PathLike] = None, report_html: Optional[PathLike] = None,
-               mode: Optional[str] = None, dir: Optional[PathLike] = None, tags: Iterable[str] = ()) -> str:
+               mode: Optional[str] = None, dir: Optional[PathLike] = None, tags: Iterable[str] = (),
+               group: Optional[str] = None) -> str:
     """Log one result record as a W&B run (job_type "scrub"); return the run's local directory.
+
+    `group`: the W&B group of the run (a sweep puts all its points in one group named after it).
 
     Config: the full spec plus the resolved facts of the run. Where the spec
     already has a key of the same name (a spec's `model:` is how to load the
@@ -63,7 +66,7 @@ def log_record(record: dict, *, project: str = "scrub", run_name: Optional[str] 
                     "survives": None if status is None else int(status == "survives"),
                     "seconds": (record.get("timing") or {}).get("seconds")})
 
-    with _init(wandb, project, run_name or name, config, mode, dir, tags) as run:
+    with _init(wandb, project, run_name or name, config, mode, dir, tags, group) as run:
         media: dict[str, Any] = {"results": _table(wandb, ["metric", *BOUNDS], [
             [m, *(_num((e or {}).get(b)) for b in BOUNDS)] for m, e in (record.get("summary") or {}).items()])}
         graph = record.get("hypothesis_graph")
@@ -186,14 +189,15 @@ def _wandb():
 
 
 def _init(wandb, project: str, name: str, config: dict, mode: Optional[str], dir: Optional[PathLike],
-          tags: Iterable[str]):
+          tags: Iterable[str], group: Optional[str] = None):
     """Start a run of our own: `create_new` leaves any run the caller has open untouched."""
     mode = mode or os.environ.get("WANDB_MODE") or "online"
     if dir is not None:
         Path(dir).mkdir(parents=True, exist_ok=True)
     try:
         return wandb.init(project=project, name=name, job_type="scrub", config=config, mode=mode,
-                          dir=None if dir is None else str(dir), tags=list(tags) or None, reinit="create_new")
+                          dir=None if dir is None else str(dir), tags=list(tags) or None, group=group,
+                          reinit="create_new")
     except Exception as e:
         raise ScrubError(f"Could not start a W&B run (project {project!r}, mode {mode!r}): {e}. Log in with "
                          "`wandb login`, or set WANDB_MODE=offline to write the run to disk and `wandb sync` it "

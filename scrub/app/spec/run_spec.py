@@ -308,14 +308,17 @@ class Prepared:
     warnings: tuple = ()  # e.g. a feature that is constant over the pool (recorded beside the verdict)
 
 
-def prepare(spec: RunSpec, device: Optional[str] = None, reference: Optional[int] = None) -> Prepared:
+def prepare(spec: RunSpec, device: Optional[str] = None, reference: Optional[int] = None,
+            model: Any = None) -> Prepared:
     """Load the model and data, compile the hypothesis against them and compute everything a run computes on
-    a few reference data (`dry_run`): raises located SpecErrors for whatever a run would fail on."""
+    a few reference data (`dry_run`): raises located SpecErrors for whatever a run would fail on.
+
+    `model`: the spec's model already loaded (on `device`), e.g. one a sweep worker keeps between points."""
     from scrub.engine.run import compile as compile_hypothesis, reference_indices
     from scrub.engine.sampling import draw_roles
 
     with spec_folder_on_path(spec.file):
-        model = load_model(spec, device)
+        model = load_model(spec, device) if model is None else model
         data, fixed_reference = load_data(spec)
     ref = reference if reference is not None else (spec.reference if spec.reference is not None else fixed_reference)
     try:

@@ -31,6 +31,7 @@ class Source:
 
     spec_name = ""
     KEYS: tuple[str, ...] = ()
+    PATHS: tuple[str, ...] = ()  # settings that are file paths relative to the spec's folder (a sweep rebases them)
     doc = ""
 
     @classmethod
@@ -77,6 +78,7 @@ class BundledModel(Source):
 
 @MODEL_SOURCES.register("checkpoint")
 class CheckpointModel(Source):
+    PATHS = ("checkpoint",)
     doc = "a ScrubTransformer checkpoint file (relative to the spec's folder)"
 
     @classmethod
@@ -123,6 +125,7 @@ class BundledData(Source):
 
 @DATA_SOURCES.register("file")
 class DataFile(Source):
+    PATHS = ("file",)
     doc = "a .pt (dict of tensors, loaded with weights_only) or .json data file"
 
     @classmethod

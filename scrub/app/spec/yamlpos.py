@@ -32,9 +32,9 @@ class SpecError(ScrubError, ValueError):
     """A spec file is invalid. Carries where: file, line, key path."""
 
     def __init__(self, message: str, file: str = "<spec>", line: int | None = None, key: str | None = None):
-        self.file, self.line, self.key, self.detail = file, line, key, message
         where = file + (f", line {line}" if line else "") + (f", key '{key}'" if key else "")
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {message}")  # first: ScrubError's __init__ sets `key` too (to None)
+        self.file, self.line, self.key, self.detail = file, line, key, message
 
 
 @dataclass
