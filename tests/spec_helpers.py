@@ -1,6 +1,5 @@
 """Importable helpers named by test spec files (they live on the tests' sys.path)."""
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -48,7 +47,7 @@ def tiny_spec_text(name: str, data: str = "{function: spec_helpers.tiny_data}", 
     value. With `keys_sampler`, head's child 'keys' claims '.k <- head.0.1' with that sampler (lines: 1 name,
     2 model, 3 data, 4 loss, 5 seeds, 14 the sampler)."""
     text = textwrap.dedent(f"""\
-        name: {json.dumps(name, ensure_ascii=False)}
+        name: {name}
         model: {{checkpoint: {checkpoint}}}
         data: {data}
         loss: {{next_token: {{mask: null}}}}

@@ -162,7 +162,7 @@ CORPUS = [
      DATA_LINE),
     ("feature-not-importable", feature("{agree: {function: spec_helpers.no_such_fn}}"),
      r"has no attribute 'no_such_fn'", SAMPLER_LINE),
-    ("lone-surrogate", sub("name: tiny", 'name: "a\\ud83d"'), r"invalid character .*half of a UTF-16 pair", 1),
+    ("lone-surrogate", sub('name: tiny', 'name: "a\\ud83d"'), r"invalid character .*half of a UTF-16 pair", 1),
     ("python-tag", sub("model: {checkpoint: tiny.pt}", "model: !!python/object/apply:os.system ['true']"),
      r"unsupported value", MODEL_LINE),
     ("evaluated-string", feature("{agree: {function: \"__import__('os').system\"}}"), r"is not an import path",
