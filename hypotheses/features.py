@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from scrub.errors import DataError
+from scrub.errors import DataError, HypothesisError
 
 from hypotheses.registry import Registry, SpecValue, callable_object
 
@@ -77,13 +77,20 @@ def class_ids(values: Any, n: int, name: str) -> np.ndarray:
     """Map per-datum values (tensor, array or list of hashables) to dense int ids."""
     if torch.is_tensor(values):
         values = values.detach().cpu().numpy()
-    if isinstance(values, np.ndarray):
-        if len(values) != n:
-            raise DataError(f"feature {name!r} returned {len(values)} values for {n} data; it must return one per datum.")
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        if values.ndim == 0 or len(values) != n:
+            got = "a single value" if values.ndim == 0 else f"{len(values)} values"
+            raise DataError(f"feature {name!r} returned {got} for {n} data; it must return one per datum.")
         flat = values.reshape(n, -1)
         _, ids = np.unique(flat, axis=0, return_inverse=True)
         return ids.reshape(n).astype(np.int64)
-    values = list(values)
+    try:
+        if isinstance(values, (str, bytes, dict)):
+            raise TypeError
+        values = list(values)
+    except TypeError:
+        raise DataError(f"feature {name!r} returned {type(values).__name__} {_short(values)}; it must return one "
+                        f"value per datum (a list, array or tensor of {n}).") from None
     if len(values) != n:
         raise DataError(f"feature {name!r} returned {len(values)} values for {n} data; it must return one per datum.")
     table: dict = {}
@@ -91,6 +98,11 @@ def class_ids(values: Any, n: int, name: str) -> np.ndarray:
         return np.array([table.setdefault(_hashable(v), len(table)) for v in values], dtype=np.int64)
     except TypeError as exc:
         raise DataError(f"feature {name!r} returned unhashable values ({exc}); return numbers, strings or tuples.") from exc
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _hashable(v: Any) -> Any:
@@ -162,18 +174,40 @@ def _inputs(ds):
     return ds.inputs
 
 
+def _tokens(ds, positions, name: str):
+    """ds.inputs[:, positions] (an int or a list), with positions checked against the sequence length (not
+    torch's IndexError)."""
+    inputs = ds.inputs
+    if inputs.dim() < 2:
+        raise DataError(f"feature {name}: the inputs have no positions (shape {tuple(inputs.shape)}).")
+    n_pos = inputs.shape[1]
+    for p in ([positions] if isinstance(positions, int) else positions):
+        if not -n_pos <= p < n_pos:
+            raise DataError(f"feature {name}: position {p} is out of range for sequences of length {n_pos} "
+                            f"(valid: 0..{n_pos - 1}, or -{n_pos}..-1 from the end).")
+    return inputs[:, positions]
+
+
 @builtin("token_at", int)
 def token_at(pos: int) -> Feature:
     """The input token at one position."""
-    return Feature(f"token_at({pos})", lambda ds: ds.inputs[:, pos], ref="token_at", args=(pos,))
+    if not isinstance(pos, int) or isinstance(pos, bool):
+        raise HypothesisError(f"token_at takes a position (an integer); got {type(pos).__name__} {pos!r}.")
+    name = f"token_at({pos})"
+    return Feature(name, lambda ds: _tokens(ds, pos, name), ref="token_at", args=(pos,))
 
 
 @builtin("tokens_at", list)
 def tokens_at(positions: Sequence[int]) -> Feature:
     """The input tokens at several positions (agree on all of them)."""
+    if isinstance(positions, (str, bytes)) or not all(isinstance(p, int) and not isinstance(p, bool)
+                                                      for p in positions):
+        raise HypothesisError(f"tokens_at takes a list of positions (integers); got {positions!r}.")
     positions = tuple(int(p) for p in positions)
-    return Feature(f"tokens_at({list(positions)})", lambda ds: ds.inputs[:, list(positions)],
-                   ref="tokens_at", args=(positions,))
+    if not positions:
+        raise HypothesisError("tokens_at needs at least one position.")
+    name = f"tokens_at({list(positions)})"
+    return Feature(name, lambda ds: _tokens(ds, list(positions), name), ref="tokens_at", args=(positions,))
 
 
 @builtin("label")

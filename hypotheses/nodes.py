@@ -54,11 +54,18 @@ class Node:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
             raise HypothesisError(f"every node needs a non-empty name; got {self.name!r}.", field="name")
-        paths = (self.paths,) if isinstance(self.paths, (str, Path)) else tuple(self.paths)
-        children = tuple(self.children)
+        where = dict(node=self.name)
+        paths = (self.paths,) if isinstance(self.paths, (str, Path)) else _tuple(self.paths)
+        if paths is None or not all(isinstance(p, (str, Path)) for p in paths):
+            raise HypothesisError(f"node {self.name!r}: paths must be a path string such as 'output <- head.1.5' or a "
+                                  f"list of them; got {self.paths!r}. (Node(name, paths, sampler, children, ...): "
+                                  "the second argument is the paths.)", field="paths", **where)
+        children = (self.children,) if isinstance(self.children, Node) else _tuple(self.children)
+        if children is None:
+            raise HypothesisError(f"node {self.name!r}: children must be a list of Nodes; got {self.children!r}.",
+                                  field="children", **where)
         object.__setattr__(self, "paths", paths)
         object.__setattr__(self, "children", children)
-        where = dict(node=self.name)
         if not paths:
             raise HypothesisError(f"node {self.name!r} claims no paths; give it at least one, e.g. 'output <- head.1.5'.",
                                   field="paths", **where)
@@ -80,6 +87,16 @@ class Node:
     @property
     def is_leaf(self) -> bool:
         return not self.children
+
+
+def _tuple(value) -> Optional[tuple]:
+    """`value` as a tuple, or None when it is not a sequence (a number, None, a mapping)."""
+    if isinstance(value, (dict, bytes)) or value is None:
+        return None
+    try:
+        return tuple(value)
+    except TypeError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -104,6 +121,8 @@ class Hypothesis:
     def __post_init__(self):
         if not isinstance(self.root, Node):
             raise HypothesisError(f"Hypothesis needs a root Node, got {type(self.root).__name__}.")
+        if not isinstance(self.name, str):
+            raise HypothesisError(f"a hypothesis name must be a string; got {type(self.name).__name__} {self.name!r}.")
         if self.policy not in POLICIES:
             raise HypothesisError(f"hypothesis {self.name!r}: policy={self.policy!r}; use one of {POLICIES}.")
         _check(self)

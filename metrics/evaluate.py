@@ -20,7 +20,7 @@ from torch import Tensor
 
 import scrub
 from scrub.data import Dataset
-from scrub.engine.run import compile_many, run_seeds
+from scrub.engine.run import check_seeds, compile_many, run_seeds
 
 from hypotheses.nodes import Hypothesis, Node
 from hypotheses.samplers import Unconditional
@@ -81,6 +81,7 @@ class Evaluation:
     random_comparisons: dict[str, Tensor] = field(default_factory=dict)
     results: list = field(default_factory=list)  # ScrubResult per seed (audit trail, outputs dropped)
     main_distance: str = "kl"  # the distance verdicts judge by (the loss's default_distance)
+    warnings: tuple[str, ...] = ()  # e.g. a feature that is constant over the pool; verdicts flag them
 
     @property
     def name(self) -> str:
@@ -130,13 +131,15 @@ class Evaluation:
         """The per-datum tensors, for saving (e.g. one file per finished seed)."""
         return {"seeds": list(self.seeds), "loss_name": self.loss_name, "scrubbed": self.scrubbed,
                 "model": self.model, "random": self.random, "comparisons": self.comparisons,
-                "random_comparisons": self.random_comparisons, "main_distance": self.main_distance}
+                "random_comparisons": self.random_comparisons, "main_distance": self.main_distance,
+                "warnings": list(self.warnings)}
 
     @classmethod
     def from_state(cls, hypothesis: Hypothesis, state: dict) -> "Evaluation":
         return cls(hypothesis, state["loss_name"], tuple(state["seeds"]), state["scrubbed"], state["model"],
                    state["random"], state["comparisons"], state["random_comparisons"],
-                   main_distance=state.get("main_distance", "kl" if "kl" in state["comparisons"] else "l2_logits"))
+                   main_distance=state.get("main_distance", "kl" if "kl" in state["comparisons"] else "l2_logits"),
+                   warnings=tuple(state.get("warnings", ())))
 
     @classmethod
     def merge_seeds(cls, parts: Sequence["Evaluation"]) -> "Evaluation":
@@ -145,7 +148,8 @@ class Evaluation:
         cat = lambda attr: {k: torch.cat([getattr(p, attr)[k] for p in parts]) for k in getattr(first, attr)}  # noqa: E731
         return cls(first.hypothesis, first.loss_name, tuple(s for p in parts for s in p.seeds), cat("scrubbed"),
                    cat("model"), cat("random"), cat("comparisons"), cat("random_comparisons"),
-                   [r for p in parts for r in p.results], first.main_distance)
+                   [r for p in parts for r in p.results], first.main_distance,
+                   tuple(dict.fromkeys(w for p in parts for w in p.warnings)))
 
     def summary(self) -> dict:
         out = {"hypothesis": self.name, "loss": self.loss_name, "n_reference": self.scrub_loss.shape[1],
@@ -177,16 +181,18 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
     log_to: a sink called as `log_to(evaluations, data)` once they are computed, e.g.
         `scrub.app.report.to_wandb(project="induction", mode="offline")`, which logs
         each evaluation with its default verdict as one W&B run."""
-    dist_names = tuple(distances) if distances is not None else default_distances(loss)
-    outputs, comparisons = as_metrics(list(dist_names) + list(metrics or ()), loss)
+    check_loss(loss)
+    seeds = check_seeds(seeds)
+    outputs, comparisons = measures(loss, metrics, distances)
     hypotheses = list(hypotheses)
     compiled = compile_many(model, hypotheses + [random_baseline()], data, reference)
-    fns = {"loss": lambda ys, ym, b: loss(ys, b), "model:loss": lambda ys, ym, b: loss(ym, b)}
+    fns = {"loss": finite("loss", lambda ys, ym, b: loss(ys, b)),
+           "model:loss": finite("loss", lambda ys, ym, b: loss(ym, b))}
     for m in outputs:
-        fns[m.name] = (lambda m: lambda ys, ym, b: m(ys, b))(m)
-        fns[f"model:{m.name}"] = (lambda m: lambda ys, ym, b: m(ym, b))(m)
+        fns[m.name] = finite(m.name, (lambda m: lambda ys, ym, b: m(ys, b))(m))
+        fns[f"model:{m.name}"] = finite(m.name, (lambda m: lambda ys, ym, b: m(ym, b))(m))
     for c in comparisons:
-        fns[c.name] = c
+        fns[c.name] = finite(c.name, c)
     # all seeds in one stacked pass: the reference data's forward pass and plain values are shared
     per_seed = run_seeds(compiled, list(seeds), batch_size=batch_size, metrics=fns, keep_outputs=False,
                          reference_seed=reference_seed)
@@ -203,7 +209,7 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
     model_vals = {n: stack(0, f"model:{n}") for n in out_names}
     evaluations = [Evaluation(h, loss.name, tuple(seeds), {n: stack(k, n) for n in out_names}, model_vals,
                               random_vals, {c.name: stack(k, c.name) for c in comparisons}, random_cmp,
-                              [runs[k] for runs in per_seed], main)
+                              [runs[k] for runs in per_seed], main, compiled.warnings[k])
                    for k, h in enumerate(hypotheses)]
     if log_to is not None:  # logging happens at the edge: the sink comes from the application layer
         if not callable(log_to):
@@ -211,6 +217,59 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
                                     "a callable taking (evaluations, data).")
         log_to(evaluations, data)
     return evaluations
+
+
+def measures(loss, metrics: Optional[Sequence] = None, distances: Optional[Sequence[str]] = None):
+    """(output metrics, comparison metrics) an evaluation computes: the loss's reported distances (or
+    `distances`) and `metrics`. A distance named again is computed once."""
+    dist_names = tuple(distances) if distances is not None else default_distances(loss)
+    return as_metrics(list(dist_names) + list(metrics or ()), loss)
+
+
+def check_loss(loss) -> None:
+    """A loss is an object called as loss(outputs, batch) (NextTokenLoss(), ...), not its name."""
+    if isinstance(loss, str):
+        raise scrub.MetricError(f"loss={loss!r} is a name; pass a loss object such as NextTokenLoss(), "
+                                "ClassificationLoss(position=0) or MSELoss() (spec files name losses; Python passes "
+                                "objects).")
+    if not callable(loss) or not hasattr(loss, "position_weights"):
+        raise scrub.MetricError(f"loss={loss!r} is not a loss: pass NextTokenLoss(), ClassificationLoss(), MSELoss() "
+                                "or your own class with __call__(outputs, batch) and position_weights(batch, n_pos) "
+                                "(docs/contributing.md).")
+
+
+def finite(name: str, fn):
+    """`fn(scrubbed, model, batch)` whose values must be finite; when they are not, say who is at fault:
+    the model (its own outputs are NaN or infinite), the scrubbed outputs, or the measure itself."""
+    def checked(ys: Tensor, ym: Tensor, b: Dataset) -> Tensor:
+        try:
+            values = fn(ys, ym, b)
+        except scrub.MetricError:  # a metric's own check; the outputs may be what is wrong
+            if torch.isfinite(ys).all() and torch.isfinite(ym).all():
+                raise
+            values = torch.full((len(ys),), float("nan"))
+        if isinstance(values, Tensor) and not torch.isfinite(values).all():
+            raise scrub.MetricError(nonfinite_culprit(name, values, ys, ym))
+        return values
+    return checked
+
+
+def nonfinite_culprit(name: str, values: Tensor, ys: Tensor, ym: Tensor) -> str:
+    def rows(t: Tensor) -> Tensor:
+        return (~torch.isfinite(t.reshape(len(t), -1))).any(1).nonzero().flatten()
+
+    for t, who in ((ym, "the model's own outputs"), (ys, "the scrubbed outputs")):
+        bad = rows(t)
+        if len(bad):
+            cause = ("the model itself produces them on this data (check its weights and inputs); no metric is at "
+                     "fault") if t is ym else ("the model produces them on the resampled inputs the hypothesis "
+                                               "builds (check its numerics, e.g. a missing LayerNorm epsilon)")
+            return (f"{who} are NaN or infinite for {len(bad)} of {len(t)} reference data in a chunk (first: row "
+                    f"{int(bad[0])}): {cause}.")
+    bad = rows(values)
+    return (f"{name!r} is NaN or infinite for {len(bad)} of {len(values)} reference data in a chunk (first: row "
+            f"{int(bad[0])}) although the outputs are finite: check the data it reads (labels, masks) and the "
+            "measure itself.")
 
 
 def evaluate(model, hypothesis: Hypothesis, data: Dataset, loss, **kw) -> Evaluation:

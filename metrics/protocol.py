@@ -115,11 +115,15 @@ def distance(name: str, loss) -> ComparisonMetric:
 
 
 def as_metrics(items: Optional[Sequence], loss) -> tuple[list[OutputMetric], list[ComparisonMetric]]:
-    """Split user-given metrics by kind; names of built-in distances are accepted as strings."""
+    """Split user-given metrics by kind; names of built-in distances are accepted as strings (a distance
+    named twice, e.g. one that is reported by default anyway, is computed once)."""
     outputs, comparisons = [], []
+    named: set[str] = set()
     for m in items or ():
         if isinstance(m, str):
-            comparisons.append(distance(m, loss))
+            if m not in named:
+                named.add(m)
+                comparisons.append(distance(m, loss))
         elif isinstance(m, OutputMetric):
             outputs.append(m)
         elif isinstance(m, ComparisonMetric):
@@ -128,8 +132,11 @@ def as_metrics(items: Optional[Sequence], loss) -> tuple[list[OutputMetric], lis
             raise MetricError(f"{m!r} is not a metric: wrap a function in OutputMetric(name, fn) "
                               "(fn(outputs, batch)) or ComparisonMetric(name, fn) (fn(scrubbed, model, batch)).")
     names = [m.name for m in outputs + comparisons]
-    if len(set(names)) != len(names) or "loss" in names:
-        raise MetricError(f"metric names must be unique and not 'loss': {names}.")
+    twice = sorted({n for n in names if names.count(n) > 1} | ({"loss"} & set(names)))
+    if twice:
+        raise MetricError(f"metric names must be unique and not 'loss': {', '.join(map(repr, twice))} "
+                          f"{'is' if len(twice) == 1 else 'are'} taken (metrics: {', '.join(names)}). Give your "
+                          "metric another name.")
     return outputs, comparisons
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scrub.errors import MetricError
+
 from metrics.stats import Estimate, estimate
 
 
@@ -90,6 +92,18 @@ class VerdictRule:
     min_gap: float = 0.01  # the model must beat the random baseline by this share of its loss (lower bound)
     datum_check: DatumCancellation = field(default_factory=DatumCancellation)
 
+    RANGES = {"min_loss_recovered": (0.0, 1.0, "a fraction of the loss, 0..1 (0.9 is 90%)"),
+              "max_distance_fraction": (0.0, 1.0, "a fraction of the random baseline's distance, 0..1"),
+              "min_gap": (0.0, 1.0, "a fraction of the random baseline's loss, 0..1")}
+
+    def __post_init__(self):
+        for name, (low, high, what) in self.RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+                raise MetricError(f"VerdictRule {name}={value!r} is out of range: it is {what}.", field=name)
+        if self.distance is not None and not isinstance(self.distance, str):
+            raise MetricError(f"VerdictRule distance={self.distance!r}: name a distance, e.g. 'kl'.", field="distance")
+
     def describe(self) -> str:
         return (f"survives if the lower 95% bound of loss recovered >= {self.min_loss_recovered:.0%} and the upper "
                 f"bound of the output distance <= {self.max_distance_fraction:.0%} of the random baseline's")
@@ -110,7 +124,7 @@ class VerdictRule:
             return Verdict("rejected", False, False, (
                 f"no loss to recover: the model's loss ({float(ev.model_loss.mean()):.4g}) is not clearly below the "
                 f"random baseline's ({float(ev.random_loss.mean()):.4g}); there is no behaviour to explain",),
-                ("no loss to recover",), lr, dist)
+                ("no loss to recover", *getattr(ev, "warnings", ())), lr, dist)
         loss_ok = lr.low >= self.min_loss_recovered
         if not loss_ok:
             reasons.append(f"recovers {lr.value:.1%} of the loss (lower bound {lr.low:.1%} < "
@@ -130,5 +144,6 @@ class VerdictRule:
         datum = self.datum_check.check(ev.scrub_loss, ev.model_loss, ev.random_loss)
         if datum:
             flags.append(datum)
+        flags += list(getattr(ev, "warnings", ()))  # e.g. a degenerate feature: recorded beside the verdict
         return Verdict("survives" if loss_ok and dist_ok else "rejected", loss_ok, dist_ok, tuple(reasons),
                        tuple(flags), lr, dist)

@@ -57,7 +57,10 @@ class Dataset:
         if name in ("labels", "raw"):
             value = getattr(self, name)
             if value is None:
-                raise DataError(f"{self.name} has no {name!r} column; pass {name}=... when building the Dataset.")
+                known = ["inputs"] + [c for c in ("labels", "raw") if getattr(self, c) is not None] + list(self.fields)
+                raise DataError(f"dataset {self.name!r} has no {name!r} column (it has {', '.join(known)}); use data "
+                                f"with {name}, or a loss and metrics that do not need them. (From Python: "
+                                f"Dataset(..., {name}=...).)")
             return value
         if name in self.fields:
             return self.fields[name]

@@ -15,7 +15,6 @@ layer stands on (docs/architecture.md).
 
 from __future__ import annotations
 
-import difflib
 from typing import Iterable, Optional
 
 
@@ -64,12 +63,23 @@ class MetricError(ScrubError, ValueError):
     """A metric was given outputs or data it cannot use."""
 
 
+class DeviceError(ScrubError, ValueError):
+    """A device name that is unknown, or names hardware this machine does not have."""
+
+
 class SpecValueError(ScrubError, ValueError):
     """A value in a spec file is invalid; `key` says where, relative to the value's own location."""
 
 
+class ScrubWarning(UserWarning):
+    """Something that runs but may not mean what was intended (e.g. a feature that is constant over the
+    pool); evaluations also record it beside the verdict."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """A ' did you mean ...?' suffix listing close matches, or '' if none."""
+    import difflib  # here, not at the top: importing the floor of every layer stays instant
+
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=n, cutoff=0.6)
     if not close:
         return ""

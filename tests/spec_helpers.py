@@ -42,11 +42,13 @@ def write_tiny_checkpoint(folder: Path) -> Path:
 
 
 def tiny_spec_text(name: str, data: str = "{function: spec_helpers.tiny_data}", site: str = "head.1.0",
-                   seeds: str = "[0, 1]") -> str:
-    """A spec of tiny.pt (beside it) whose one node claims `site`; data is a spec `data:` value."""
-    return textwrap.dedent(f"""\
+                   seeds: str = "[0, 1]", checkpoint: str = "tiny.pt", keys_sampler: str | None = None) -> str:
+    """A spec of tiny.pt (beside it, or `checkpoint`) whose node 'head' claims `site`; data is a spec `data:`
+    value. With `keys_sampler`, head's child 'keys' claims '.k <- head.0.1' with that sampler (lines: 1 name,
+    2 model, 3 data, 4 loss, 5 seeds, 14 the sampler)."""
+    text = textwrap.dedent(f"""\
         name: {name}
-        model: {{checkpoint: tiny.pt}}
+        model: {{checkpoint: {checkpoint}}}
         data: {data}
         loss: {{next_token: {{mask: null}}}}
         seeds: {seeds}
@@ -56,3 +58,63 @@ def tiny_spec_text(name: str, data: str = "{function: spec_helpers.tiny_data}", 
             - name: head
               paths: output <- {site}
         """)
+    if keys_sampler is not None:
+        text += ("      children:\n        - name: keys\n          paths: .k <- head.0.1\n"
+                 f"          sampler: {keys_sampler}\n")
+    return text
+
+
+# --- careless and hostile inputs (tests/test_hostile_input.py) ------------------------------------
+
+def noise(ds):
+    """Float jitter: a different value on every datum (agree on it behaves like exact)."""
+    return torch.arange(len(ds), dtype=torch.float64) * 1e-12 + 1.0
+
+
+def nothing(item):
+    """None for every datum (agree on it behaves like unconditional)."""
+    return None
+
+
+def nothing_batch(ds):
+    return None
+
+
+def three_values(ds):
+    return [1, 2, 3]
+
+
+def unhashable(item):
+    return {"token": item[0]}
+
+
+def raises(item):
+    raise ValueError("cannot read this datum")
+
+
+def nan_labels():
+    data = tiny_data()
+    labels = torch.ones(len(data))
+    labels[[3, 7]] = float("nan")
+    return Dataset(data.inputs, labels=labels, name="nan-labels")
+
+
+def inf_inputs():
+    x = torch.randn(20, 3)
+    x[5, 1] = float("inf")
+    return Dataset(x, labels=torch.zeros(20), name="inf-inputs")
+
+
+def big_tokens():
+    data = tiny_data()
+    inputs = data.inputs.clone()
+    inputs[4, 2] = 99
+    return Dataset(inputs, name="big-tokens")
+
+
+def long_sequences():
+    return Dataset(torch.randint(2, 6, (20, 12), generator=torch.Generator().manual_seed(2)), name="long")
+
+
+def not_a_dataset():
+    return {"inputs": [1, 2, 3]}

@@ -27,7 +27,8 @@ from metrics import MSELoss, compare
 from records import cancelling_record, ranking_record as build_ranking_record, transformer_record
 from scrub.app.report.html import SECTIONS, render_compare_html, render_html, write_report
 from scrub.app.report.record import ranking_record
-from scrub.app.report.svg import histogram, tree
+from scrub.app.report.graph_svg import tree
+from scrub.app.report.svg import histogram
 
 EVIL = "<script>alert(1)</script>"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -275,8 +276,104 @@ def test_svg_primitives_survive_odd_inputs():
     svg = tree(nodes)
     for n in nodes:
         assert f'data-name="{n["name"]}"' in svg
-    assert "+3 more paths" in svg and "(no paths)" in svg
+    assert "(no paths)" in svg and "+3 more" not in svg  # every path is drawn, none summarised
+    for n in nodes:
+        for p in n["paths"]:
+            assert f'data-full="{p.replace("<", "&lt;")}"' in svg
     assert svg.count('class="edge"') == len(nodes) - 2  # two roots: "root" and the self-parented "loop"
+
+
+# ---------------------------------------------------------------- layout, measured in the browser
+
+MEASURE = """<pre id="measure"></pre><script>
+const out = {nodes: [], overflow: [], breaks: [], svg: null};
+const svg = document.getElementById('graph-svg');
+const vb = svg.viewBox.baseVal;
+out.svg = {w: vb.width, h: vb.height, attrW: svg.width.baseVal.value, scrollW: svg.parentElement.scrollWidth};
+for (const g of svg.querySelectorAll('g.node')) {
+  const r = g.querySelector('rect').getBBox();
+  const texts = [...g.querySelectorAll('text')].map(t => {
+    const b = t.getBBox(); return {kind: t.getAttribute('class'), full: t.dataset.full, shown: t.textContent,
+                                   x: b.x, y: b.y, w: b.width, h: b.height};});
+  out.nodes.push({name: g.dataset.name, rect: {x: r.x, y: r.y, w: r.width, h: r.height}, texts});
+}
+for (const el of document.querySelectorAll('main *')) {
+  if (el.closest('svg') || el.closest('.scroll') || el.id === 'measure') continue;
+  if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX === 'visible')
+    out.overflow.push(el.tagName + '#' + el.id + '.' + el.className);
+}
+for (const td of document.querySelectorAll('td.code')) {
+  const t = td.firstChild; if (!t || t.nodeType !== 3) continue;
+  const range = document.createRange(); let top = null;
+  for (let i = 0; i < t.length; i++) {
+    range.setStart(t, i); range.setEnd(t, i + 1);
+    const rects = range.getClientRects(); if (!rects.length) continue;
+    const y = rects[0].top;
+    if (top !== null && y > top + 2 && t.data[i - 1] !== ' ' && t.data[i] !== ' ') out.breaks.push(t.data);
+    top = y;
+  }
+}
+document.getElementById('measure').textContent = JSON.stringify(out);
+</script>"""
+
+
+def measured(path: Path, tmp_path: Path, width: int = 1200) -> dict:
+    """The report's layout as Chromium lays it out (a test-only copy of the page with a measuring script)."""
+    import json
+
+    probe = tmp_path / "measured.html"
+    probe.write_text(path.read_text().replace("</main>", MEASURE + "</main>"))
+    b = DomBuilder()
+    b.feed(chromium(probe.resolve().as_uri(), "--dump-dom", f"--window-size={width},900", "--virtual-time-budget=5000"))
+    return json.loads(b.root.by_id("measure").text)
+
+
+def long_paths_record(records) -> dict:
+    """A wide, deep graph with long multi-hop claims and a cancel table of long paths."""
+    r = copy.deepcopy(records["cancelling"])
+    hops = " <- ".join(f"head.{layer}.{h}.{port}" for layer, h, port in [(11, 10, "k"), (9, 3, "v"), (7, 11, "q")])
+    nodes = [{"name": "output", "parent": None, "depth": 0, "paths": ["output"], "sampler": "exact", "leaf": False}]
+    for i in range(14):
+        nodes.append({"name": f"induction heads of layer {i} with a long name", "parent": "output", "depth": 1,
+                      "paths": [f"output <- head.{i}.{j} <- {hops}" for j in range(1 + i % 4)],
+                      "sampler": "agree(tokens_at([3, 5, 7, 11, 13]))", "leaf": i % 3 != 0})
+        if i % 3 == 0:
+            nodes.append({"name": f"child {i}", "parent": f"induction heads of layer {i} with a long name",
+                          "depth": 2, "paths": [f"output <- head.{i}.0 <- {hops} <- embed"], "sampler": "exact",
+                          "leaf": True})
+    r["hypothesis_graph"]["nodes"] = nodes
+    for p in r["cancel"]["pairs"]:
+        p["a"], p["b"] = f"output <- head.11.10 <- {hops}", f"output <- head.10.2 <- {hops} <- embed"
+    for c in r["cancel"]["components"]:
+        c["component"] = f"output <- head.11.10 <- {hops} <- pos_embed"
+    return r
+
+
+@needs_browser
+def test_every_claim_is_shown_in_full_and_nothing_overflows(records, tmp_path):
+    record = long_paths_record(records)
+    path = write_report(record, tmp_path / "report")
+    got = measured(path, tmp_path)
+    nodes = {n["name"]: n for n in got["nodes"]}
+    assert set(nodes) == {n["name"] for n in record["hypothesis_graph"]["nodes"]}
+    for spec in record["hypothesis_graph"]["nodes"]:
+        box = nodes[spec["name"]]
+        paths = [t for t in box["texts"] if t["kind"] == "node-path"]
+        assert [t["full"] for t in paths] == spec["paths"]  # every path, in order
+        for t in box["texts"]:
+            assert "".join(t["shown"].split()) == "".join(t["full"].split())  # wrapped, never cut
+            r = box["rect"]
+            assert r["x"] <= t["x"] and t["x"] + t["w"] <= r["x"] + r["w"] + 0.5, (spec["name"], t)
+            assert r["y"] <= t["y"] and t["y"] + t["h"] <= r["y"] + r["h"] + 0.5, (spec["name"], t)
+    rects = sorted((n["rect"] for n in got["nodes"]), key=lambda r: (r["y"], r["x"]))
+    for a, b in zip(rects, rects[1:]):  # boxes of one row do not overlap
+        if a["y"] == b["y"]:
+            assert a["x"] + a["w"] <= b["x"], (a, b)
+    right = max(n["rect"]["x"] + n["rect"]["w"] for n in got["nodes"])
+    assert right <= got["svg"]["w"] and got["svg"]["attrW"] == got["svg"]["w"]  # a wide tree is not cut
+    assert got["svg"]["w"] > 1200  # ... and it is wide: its container scrolls
+    assert got["overflow"] == []
+    assert got["breaks"] == []  # table cells break paths between hops, never inside one
 
 
 # ---------------------------------------------------------------- a minimal PNG reader (stdlib only)

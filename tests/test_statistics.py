@@ -76,3 +76,57 @@ def test_every_seed_of_an_evaluation_scores_the_same_reference_data():
     refs = [r.reference for r in ev.results]
     assert all((refs[0] == r).all() for r in refs[1:])
     assert (ev.model_loss[0] == ev.model_loss[1]).all()  # the model's own loss is the same datum by datum
+
+
+def test_seed_range_is_the_spread_of_single_seeds():
+    rng = np.random.default_rng(4)
+    values = simulate(rng, 80, 5, 1.0)
+    est = estimate([values])
+    per_seed = values.mean(1)
+    assert (est.seed_low, est.seed_high) == (pytest.approx(per_seed.min()), pytest.approx(per_seed.max()))
+
+
+class _Sum(__import__("torch").nn.Module):
+    """out = a(x) + b(x): the planted two-term model whose expected scrubbed losses are sums over the pool."""
+
+    def __init__(self):
+        import torch
+
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+
+    def forward(self, x):
+        return self.a(x) + self.b(x)
+
+
+@pytest.mark.slow
+def test_verdict_interval_covers_the_exact_loss_recovered_of_a_real_scrub():
+    """The interval the verdict uses, from real evaluations with two seeds and drawn reference data, against the
+    loss recovered computed exactly (every resampling enumerated) for 'only a' on out = a(x) + b(x), MSE on
+    labels = out: a scrub of datum i with b from datum j loses (b_j - b_i)^2, the random baseline (y_k - y_i)^2."""
+    import torch
+
+    import scrub
+    from hypotheses import Hypothesis, Node
+    from metrics import MSELoss, evaluate
+
+    model = _Sum()
+    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        a, b = model.a(x).squeeze(-1).double(), model.b(x).squeeze(-1).double()
+    y = a + b
+    data = scrub.Dataset(x, labels=y.float(), name="sum")
+    adapter = scrub.additive(model, {"a": model.a, "b": model.b})
+    h = Hypothesis(Node("out", children=[Node("a", "output <- a")]), name="only a")
+    scrubbed = ((b[None, :] - b[:, None]) ** 2).mean().item()
+    random = ((y[None, :] - y[:, None]) ** 2).mean().item()
+    truth = (random - scrubbed) / random  # the model's own loss is 0
+    hits, trials, per_seed_outside = 0, 150, 0
+    for t in range(trials):
+        ev = evaluate(adapter, h, data, MSELoss(), seeds=(2 * t, 2 * t + 1), reference=60)
+        est = ev.estimate("loss_recovered", n_boot=500)
+        hits += est.low <= truth <= est.high
+        per_seed_outside += est.seed_low < est.low or est.seed_high > est.high
+    assert 0.90 <= hits / trials <= 0.99, hits / trials
+    assert per_seed_outside > 0  # single seeds do stray outside it: the interval is for the mean of both

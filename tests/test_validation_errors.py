@@ -139,3 +139,29 @@ def test_path_syntax_errors():
 def test_unknown_dataset_column():
     with pytest.raises(DataError, match=r"has no column 'lables'.*Did you mean 'labels'"):
         Dataset(torch.zeros(3, 2, dtype=torch.long), labels=torch.zeros(3)).column("lables")
+
+
+def test_compile_catches_feature_mistakes_and_names_the_node():
+    """Before any forward pass (the quickstart's promise): a feature reading a column the data lacks, or
+    returning the wrong number of values, fails in scrub.compile with its node."""
+    from hypotheses import column, from_batch
+
+    for feature, match in [(column("lables"), r"node 'child' \(sampler\): .*no column 'lables'"),
+                           (from_batch(lambda ds: [0, 1], name="two"), r"node 'child' \(sampler\): feature 'two' "
+                                                                       r"returned 2 values for 20 data"),
+                           (from_batch(lambda ds: None, name="none"), r"node 'child' \(sampler\): feature 'none' "
+                                                                      r"returned NoneType")]:
+        with pytest.raises(DataError, match=match) as info:
+            scrub.compile(MODEL, one_child("output <- head.1.0", sampler=agree(feature)), DATA)
+        assert info.value.node == "child" and info.value.field == "sampler"
+
+
+def test_bundled_loaders_check_the_device():
+    from hypotheses.cases import induction
+    from scrub.errors import DeviceError
+
+    with pytest.raises(DeviceError, match=r"unknown device 'gpu'\. Did you mean 'cuda'"):
+        induction.load_model(device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match=r"no CUDA device here"):
+            induction.load_model(device="cuda")

@@ -7,6 +7,7 @@ data. Heavy imports happen inside the loaders.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -40,6 +41,11 @@ def _planted(name: str, index: int = 0):
         return built[index] if index >= 0 else built
     return load
 
+
+# Bundled models that are ScrubTransformer checkpoints: their sites can be read from the file's config
+# without building the model (`scrub sites induction` then needs no TransformerLens import).
+CHECKPOINTS: dict[str, Path] = {"induction": Path(__file__).parent / "induction" / "induction.pt",
+                                "paren": Path(__file__).parent / "paren" / "paren.pt"}
 
 MODELS: dict[str, Callable[[], Any]] = {
     "induction": _induction_model,

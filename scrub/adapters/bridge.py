@@ -46,7 +46,7 @@ class BridgeAdapter(Adapter):
         return isinstance(model, TransformerBridge)
 
     def check_inputs(self, inputs: Tensor) -> None:
-        check_token_inputs(inputs, "a TransformerBridge")
+        check_token_inputs(inputs, "a TransformerBridge", self.model.cfg)
 
     def dims(self):
         return dims_from_cfg(self.model.cfg)

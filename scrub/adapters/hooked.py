@@ -72,7 +72,7 @@ class HookedAdapter(Adapter):
                                "result hooks. Pass a HookLayout naming this model's hooks.")
 
     def check_inputs(self, inputs: Tensor) -> None:
-        check_token_inputs(inputs, "this transformer")
+        check_token_inputs(inputs, "this transformer", getattr(self.model, "cfg", None))
 
     def dims(self):
         return dims_from_cfg(getattr(self.model, "cfg", None))

@@ -9,6 +9,7 @@ rows, so one attention call computes each requested head once.
 
 from __future__ import annotations
 
+import sys
 from typing import Iterable, Optional
 
 import torch
@@ -18,24 +19,50 @@ from scrub.adapters.base import Adapter, SiteRequest
 from scrub.adapters.transformer_sites import (HookLayout, check_token_inputs, dims_from_cfg, plain_with_z,
                                               transformer_graph)
 from scrub.errors import AdapterError, InterventionError
-from scrub.graph import HEAD, MLP, OUTPUT
-from scrub.models.transformer import ScrubTransformer
+from scrub.graph import HEAD, MLP, OUTPUT, ModelGraph
+
+
+def config_graph(cfg) -> ModelGraph:
+    """The sites of a ScrubTransformer with config `cfg` (a TransformerConfig, or any object with its
+    attributes): the graph is a function of the config alone."""
+    return transformer_graph(cfg.n_layers, cfg.n_heads, not cfg.attn_only, cfg.pad_token_id is not None,
+                             cfg.attention_dir == "causal")
+
+
+def checkpoint_graph(path) -> ModelGraph:
+    """The sites of a checkpoint written by `save_checkpoint`, from its config only: no model is built, so
+    `scrub sites` needs torch but not TransformerLens (a slow import)."""
+    from types import SimpleNamespace
+
+    from scrub.files import load_tensors
+
+    blob = load_tensors(path, "checkpoint")
+    if not isinstance(blob, dict) or not isinstance(blob.get("config"), dict):
+        raise AdapterError(f"{path} is not a scrub checkpoint (expected keys 'config' and 'state_dict').")
+    cfg = {"pad_token_id": None, "attention_dir": "causal", **blob["config"]}
+    cfg["attn_only"] = cfg.get("d_mlp") is None  # a property of TransformerConfig, not a saved field
+    try:
+        return config_graph(SimpleNamespace(**cfg))
+    except (AttributeError, TypeError) as exc:
+        raise AdapterError(f"{path}: the checkpoint's config does not describe a transformer ({exc}).") from None
 
 
 class ScrubTransformerAdapter(Adapter):
-    def __init__(self, model: ScrubTransformer):
+    def __init__(self, model):
         cfg = model.cfg
         self.layout = HookLayout(cfg.n_layers, cfg.n_heads, not cfg.attn_only, cfg.pad_token_id,
                                  cfg.attention_dir == "causal")
-        super().__init__(model, transformer_graph(cfg.n_layers, cfg.n_heads, not cfg.attn_only,
-                                                  cfg.pad_token_id is not None, cfg.attention_dir == "causal"))
+        super().__init__(model, config_graph(cfg))
 
     @classmethod
     def accepts(cls, model) -> bool:
-        return isinstance(model, ScrubTransformer)
+        # No import of scrub.models.transformer here (it imports TransformerLens): a ScrubTransformer can only
+        # exist once its module has been imported, so look it up among the loaded modules.
+        module = sys.modules.get("scrub.models.transformer")
+        return module is not None and isinstance(model, module.ScrubTransformer)
 
     def check_inputs(self, inputs: Tensor) -> None:
-        check_token_inputs(inputs, "this transformer")
+        check_token_inputs(inputs, "this transformer", self.model.cfg)
 
     def dims(self):
         return dims_from_cfg(self.model.cfg)

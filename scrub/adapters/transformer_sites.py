@@ -143,7 +143,29 @@ def dims_from_cfg(cfg) -> Optional[Dims]:
     return Dims(int(cfg.d_model), int(cfg.d_head), int(getattr(cfg, "d_mlp", None) or 0), int(vocab))
 
 
-def check_token_inputs(inputs: Tensor, what: str) -> None:
+def check_token_inputs(inputs: Tensor, what: str, cfg=None) -> None:
+    """Token ids `(N, pos)` that the model can read: within its vocabulary (`cfg.d_vocab`) and context
+    (`cfg.n_ctx`) when the config says them. An id outside the vocabulary would be an IndexError deep in
+    the embedding; data meant for another model is the usual cause."""
     if inputs.dim() != 2 or inputs.dtype not in (torch.int64, torch.int32):
         raise DataError(f"{what} takes token ids of shape (N, pos); the dataset's inputs have shape "
                         f"{tuple(inputs.shape)} and dtype {inputs.dtype}.")
+    n_ctx, d_vocab = _positive(cfg, "n_ctx"), _positive(cfg, "d_vocab")
+    if n_ctx is not None and inputs.shape[1] > n_ctx:
+        raise DataError(f"the data's sequences have {inputs.shape[1]} positions but {what} reads at most {n_ctx} "
+                        "(its context, n_ctx). Is the data meant for another model?")
+    if inputs.numel() == 0:
+        return
+    low, high = int(inputs.min()), int(inputs.max())
+    if low < 0 or (d_vocab is not None and high >= d_vocab):
+        outside = (inputs < 0) | (inputs >= d_vocab) if d_vocab is not None else inputs < 0
+        rows = outside.any(1).nonzero().flatten()
+        vocab = f"the model's vocabulary has {d_vocab} tokens (0..{d_vocab - 1})" if d_vocab else \
+            "token ids cannot be negative"
+        raise DataError(f"the data's token ids range {low}..{high} but {vocab}: {len(rows)} data hold ids outside it "
+                        f"(first: datum {int(rows[0])}). Is the data meant for another model?")
+
+
+def _positive(cfg, name: str) -> Optional[int]:
+    value = getattr(cfg, name, None)
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

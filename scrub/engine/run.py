@@ -20,6 +20,7 @@ from torch import Tensor
 
 from scrub.adapters import Adapter, adapt
 from scrub.compiler.descent import compile_hypothesis
+from scrub.compiler.data_checks import check_features, check_finite
 from scrub.compiler.plan import Plan, for_seeds, merge_plans
 from scrub.data import Dataset
 from scrub.engine.executor import chunk_size_for, execute
@@ -28,6 +29,7 @@ from scrub.engine.sampling import draw_roles, stream
 from scrub.errors import DataError, HypothesisError
 
 from hypotheses.nodes import Hypothesis
+from hypotheses.samplers import Pool
 
 Reference = Union[None, int, Sequence[int], np.ndarray, Dataset]
 MetricFn = Callable[[Tensor, Tensor, Dataset], Tensor]
@@ -43,6 +45,8 @@ class Compiled:
     n_pool: int
     plan: Plan
     reference: Reference = None
+    pool: Optional[Pool] = None  # the sampling pool with the agreement classes computed at compile time
+    warnings: tuple = ()  # per hypothesis: warnings about degenerate features (see compiler/data_checks.py)
 
     @property
     def hypothesis(self) -> Hypothesis:
@@ -69,11 +73,16 @@ def compile_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, referen
     combined, n_pool = data, len(data)
     if isinstance(reference, Dataset):
         combined = _concat(data, reference)
+    check_finite(combined)
+    if reference is not None and not isinstance(reference, Dataset):
+        reference_indices(reference, n_pool, len(combined), 0)  # a bad reference is an error now, not at run time
     adapter.check_inputs(combined.inputs.to(adapter.device))
     n_pos = adapter.n_positions(combined.inputs)
     plans = [compile_hypothesis(h, adapter.graph, n_pos) for h in hypotheses]
     plan = plans[0] if len(plans) == 1 else merge_plans(plans)
-    return Compiled(hypotheses, adapter, combined, n_pool, plan, reference)
+    pool = Pool(combined, n_pool)
+    notes = tuple(check_features(h, pool) for h in hypotheses)  # features fail here, naming their node
+    return Compiled(hypotheses, adapter, combined, n_pool, plan, reference, pool, notes)
 
 
 def compile(model, hypothesis: Hypothesis, data: Dataset, reference: Reference = None) -> Compiled:  # noqa: A001
@@ -110,14 +119,17 @@ def reference_indices(reference: Reference, n_pool: int, n_total: int, seed: int
         return np.arange(n_pool)
     if isinstance(reference, Dataset):
         return np.arange(n_pool, n_total)
+    if isinstance(reference, bool):
+        raise DataError(f"reference={reference!r}: give a count, indices into the data, or a Dataset.")
     if isinstance(reference, (int, np.integer)):
         if reference <= 0:
             raise DataError(f"reference={reference}: ask for at least one reference datum.")
         return stream(seed, "reference").integers(0, n_pool, size=int(reference))
-    idx = np.asarray(reference, dtype=np.int64)
-    if idx.ndim != 1 or len(idx) == 0 or idx.min() < 0 or idx.max() >= n_pool:
-        raise DataError(f"reference indices must be a non-empty 1-d list within 0..{n_pool - 1}.")
-    return idx
+    idx = np.asarray(reference.cpu() if isinstance(reference, torch.Tensor) else reference)
+    if idx.ndim != 1 or len(idx) == 0 or idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= n_pool:
+        raise DataError(f"reference must be a count, a Dataset, or a non-empty 1-d list of integer indices within "
+                        f"0..{n_pool - 1}; got {type(reference).__name__}.")
+    return idx.astype(np.int64)
 
 
 def run_compiled(compiled: Compiled, *, seed: int = 0, batch_size: Optional[int] = None,
@@ -128,8 +140,8 @@ def run_compiled(compiled: Compiled, *, seed: int = 0, batch_size: Optional[int]
     reference_seed: the seed that draws the reference data when `reference` is a
     count (default: `seed`). Runs meant to be compared datum by datum (the seeds of
     one evaluation) must share it, so that datum i is the same datum in every run."""
-    return run_seeds(compiled, [seed], batch_size=batch_size, metrics=metrics, keep_outputs=keep_outputs,
-                     reference_seed=reference_seed)[0]
+    return run_seeds(compiled, check_seeds([seed], "seed"), batch_size=batch_size, metrics=metrics,
+                     keep_outputs=keep_outputs, reference_seed=reference_seed)[0]
 
 
 def run_seeds(compiled: Compiled, seeds: Sequence[int], *, batch_size: Optional[int] = None,
@@ -139,16 +151,16 @@ def run_seeds(compiled: Compiled, seeds: Sequence[int], *, batch_size: Optional[
 
     The reference data (drawn with `reference_seed`, default the first seed) and
     everything computed on them are shared by all seeds."""
-    seeds = list(seeds)
+    seeds = check_seeds(seeds)
     plan = compiled.plan if len(seeds) == 1 else for_seeds(compiled.plan, seeds)
     adapter = compiled.adapter
-    ref_seed = seeds[0] if reference_seed is None else reference_seed
+    ref_seed = seeds[0] if reference_seed is None else check_seeds([reference_seed], "reference_seed")[0]
     ref = reference_indices(compiled.reference, compiled.n_pool, len(compiled.data), ref_seed)
-    roles_np = draw_roles(plan, compiled.data, compiled.n_pool, ref, seeds[0])
+    roles_np = draw_roles(plan, compiled.data, compiled.n_pool, ref, seeds[0], compiled.pool)
     device = adapter.device
     data = compiled.data.to(device)
     roles = {r: torch.as_tensor(v, device=device) for r, v in roles_np.items()}  # one transfer, before the loop
-    chunk = batch_size or chunk_size_for(plan)
+    chunk = check_batch_size(batch_size) or chunk_size_for(plan)
     K = len(plan.outputs)
     scrubbed: list[list] = [[] for _ in range(K)]
     model_out: list = []
@@ -180,6 +192,39 @@ def run_seeds(compiled: Compiled, seeds: Sequence[int], *, batch_size: Optional[
             scrubbed=torch.cat(scrubbed[k]) if keep_outputs else None, model=model_all,
             metrics={name: torch.cat(v) for name, v in metric_parts[k].items()})
     return results
+
+
+def check_seeds(seeds, what: str = "seeds") -> list[int]:
+    """Seeds as a list of distinct Python ints. A float would be truncated (0.5 would run as seed 0) and a
+    repeated seed repeats the same draws (the spread over seeds would look like zero): both are errors."""
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        raise HypothesisError(f"{what}={seeds!r}: give a sequence of seeds, e.g. {what}=({seeds},) or "
+                              f"{what}=range({seeds}).")
+    try:
+        seeds = list(seeds)
+    except TypeError:
+        raise HypothesisError(f"{what} must be a sequence of integers, e.g. (0, 1); got {type(seeds).__name__}.") \
+            from None
+    if not seeds:
+        raise HypothesisError(f"{what} is empty; give at least one seed, e.g. (0,).")
+    for s in seeds:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+            raise HypothesisError(f"{what} must be integers; got {type(s).__name__} {s!r}.")
+    if len(set(seeds)) != len(seeds):
+        twice = sorted({int(s) for s in seeds if seeds.count(s) > 1})
+        raise HypothesisError(f"{what} lists seed {twice[0]} more than once; a repeated seed repeats the same "
+                              "draws. Give distinct seeds.")
+    return [int(s) for s in seeds]
+
+
+def check_batch_size(batch_size) -> Optional[int]:
+    """None (sized to the plan) or a positive int."""
+    if batch_size is None:
+        return None
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise HypothesisError(f"batch_size={batch_size!r}: give a positive number of reference data per chunk, or "
+                              "None to size chunks to the plan.")
+    return int(batch_size)
 
 
 def _concat(pool: Dataset, extra: Dataset) -> Dataset:

@@ -339,9 +339,22 @@ def save_checkpoint(model: ScrubTransformer, path, **metadata) -> None:
 
 
 def load_checkpoint(path, device: str | torch.device = "cpu") -> ScrubTransformer:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint written by `save_checkpoint` (loaded with weights_only: it can hold no code)."""
+    from scrub.devices import resolve_device
+    from scrub.files import load_tensors
+
+    device = resolve_device(device)  # before reading: a bad device name is the first thing to hear about
+    blob = load_tensors(path, "checkpoint")
     if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
         raise AdapterError(f"{path} is not a scrub checkpoint (expected keys 'config' and 'state_dict').")
-    model = ScrubTransformer(TransformerConfig(**blob["config"]))
-    model.load_state_dict(blob["state_dict"])
+    try:
+        cfg = TransformerConfig(**blob["config"])
+    except TypeError as exc:
+        raise AdapterError(f"{path}: the checkpoint's config does not fit this version of scrub ({exc}).") from None
+    model = ScrubTransformer(cfg)
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AdapterError(f"{path}: the checkpoint's weights do not fit its config ({first[:200]}).") from None
     return model.to(device).eval()

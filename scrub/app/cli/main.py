@@ -1,8 +1,12 @@
 """The `scrub` command: run, compare, cancel, sweep, validate, sites, kinds.
 
 Exit codes: 0 ran (whatever the verdicts); 2 invalid input (a bad spec,
-option or model name); 1 any other error; 130 interrupted. Invalid input gets
-a one-paragraph message and no traceback (`--debug` shows one). See docs/cli.md.
+option, device, output folder or model name); 1 any other error; 130
+interrupted, at any moment, start-up included. Invalid input gets a
+one-paragraph message and no traceback (`--debug` shows one). See docs/cli.md.
+
+Start-up stays light: this module imports click and `scrub.errors` only;
+commands import what they need when they run (`--help` loads no torch).
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import pathlib
 import sys
 import time
 import traceback
+import warnings
 from typing import Optional
 
 import click
 
-from scrub.errors import ScrubError
+from scrub.errors import ScrubError, ScrubWarning
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -46,11 +51,17 @@ def _guard(debug: bool, fn, *args, **kw):
         if debug:
             traceback.print_exc()
         raise _invalid(exc) from None
+    except MemoryError:
+        raise Failure("out of memory; use fewer reference data (--reference), a smaller batch_size, or a machine with "
+                      "more memory.", EXIT_ERROR) from None
     except Exception as exc:  # noqa: BLE001 - the last line of defence: report, never exit 0
         if debug:
             traceback.print_exc()
         raise Failure(f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
                       EXIT_ERROR) from None
+
+
+INTERRUPTED = "interrupted. Finished results are on disk; run the same command again to resume."
 
 
 class ScrubGroup(click.Group):
@@ -60,10 +71,26 @@ class ScrubGroup(click.Group):
         except Failure as f:
             click.echo(f"error: {f}", err=True)
             ctx.exit(f.code)
+        except KeyboardInterrupt:  # Ctrl-C outside a command body (while its imports run): quiet, as inside
+            click.echo(f"error: {INTERRUPTED}", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def _device(ctx, param, value):
+    """--device checked when the command line is read: exit 2 with the names that work here."""
+    if value is None:
+        return None
+    from scrub.devices import resolve_device
+
+    try:
+        return str(resolve_device(value))
+    except ScrubError as exc:
+        raise click.BadParameter(exc.message) from None
 
 
 common = [
-    click.option("--device", default=None, help="torch device for the model (default: where the model is)."),
+    click.option("--device", default=None, callback=_device, expose_value=True,
+                 help="torch device for the model: cpu, cuda, cuda:N, mps (default: where the model is)."),
     click.option("--seed", type=int, default=None, help="first resampling seed (overrides the spec's seeds)."),
     click.option("--seeds", "n_seeds", type=click.IntRange(1), default=None, help="number of resampling seeds."),
     click.option("--reference", type=click.IntRange(1), default=None,
@@ -85,12 +112,48 @@ def with_common(fn):
 @click.group(cls=ScrubGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
     """Test interpretability hypotheses by causal scrubbing."""
+    warnings.simplefilter("ignore", ScrubWarning)  # each command prints them once, as 'warning: ...' lines
 
 
-def _load(paths) -> list:
-    from scrub.app.spec import load_spec
+def _load(paths, keep_going: bool = False) -> list:
+    """Every spec file read and checked; all failures reported together (one paragraph each). With
+    `keep_going`, the good ones are returned and failures only printed (the caller sets the exit code)."""
+    from scrub.app.spec.yamlpos import load_document
 
-    return [load_spec(p) for p in paths]
+    texts, errors = [], []
+    for p in paths:  # YAML first, with nothing heavy imported: syntax errors need no torch
+        try:
+            texts.append((p, *load_document(p)))
+        except ScrubError as exc:
+            errors.append(exc)
+    loaded = []
+    if texts:
+        from scrub.app.spec.run_spec import parse_spec
+
+        for p, text, doc in texts:
+            try:
+                loaded.append(parse_spec(text, str(p), doc))
+            except ScrubError as exc:
+                errors.append(exc)
+    if errors and not keep_going:
+        if len(errors) > 1:
+            for exc in errors[:-1]:
+                click.echo(f"error: {exc}", err=True)
+        raise errors[-1]
+    for exc in errors:
+        click.echo(f"error: {exc}", err=True)
+    return loaded
+
+
+def _preflight(out: pathlib.Path, use_wandb: bool, wandb_project: str) -> None:
+    """Checks that would otherwise fail after the computation: the output folder takes files, W&B is ready."""
+    from scrub.app.outputs import check_writable
+
+    check_writable(out)
+    if use_wandb:
+        from scrub.app.report.wandb_log import check_ready
+
+        check_ready(wandb_project)
 
 
 def _seeds(spec, seed: Optional[int], n_seeds: Optional[int]) -> tuple:
@@ -131,25 +194,28 @@ def run(specs, device, seed, n_seeds, reference, out, use_wandb, wandb_project, 
     from scrub.app.report import format_table
 
     loaded = _guard(debug, _load, specs)  # every spec is checked before anything runs
+    _guard(debug, _preflight, out, use_wandb, wandb_project)
     rows = []
     for spec in loaded:
         settings = Settings(_seeds(spec, seed, n_seeds), reference, device, with_cancel)
         start = time.time()
         record, folder, done = _guard(debug, run_spec, spec, out, settings, _progress(spec.name))
-        status = "already done" if done else f"{time.time() - start:.0f}s"
+        status = "already done: reused" if done else f"{time.time() - start:.0f}s"
         click.echo(f"{spec.name}: {record['verdict']['status']} ({status}) -> {folder / 'result.json'}")
+        for note in record.get("warnings") or ():
+            click.echo(f"  warning: {note}")
         if use_wandb and not done:
-            _guard(debug, _log_wandb, record, spec.file, folder, wandb_project)
+            _guard(debug, _log_wandb, record, spec.file, folder, wandb_project, out)
         rows.append(_row(record))
     click.echo("\n" + format_table(rows, ["hypothesis", "loss recovered [95% CI]", "distance", "verdict"]))
 
 
-def _log_wandb(record: dict, spec_file, folder: pathlib.Path, project: str) -> None:
+def _log_wandb(record: dict, spec_file, folder: pathlib.Path, project: str, out: pathlib.Path) -> None:
     from scrub.app.report.wandb_log import log_record
 
     report = folder / "report.html"
     path = log_record(record, project=project, spec_file=spec_file, report_html=report if report.exists() else None,
-                      run_name=record["name"])
+                      run_name=record["name"], dir=out)  # W&B's own wandb/ folder goes under --out
     click.echo(f"  logged to W&B: {path}")
 
 
@@ -163,7 +229,7 @@ def compare(specs, device, seed, n_seeds, reference, out, use_wandb, wandb_proje
 
 
 def _compare(specs, device, seed, n_seeds, reference, out, use_wandb, wandb_project, alpha):
-    from scrub.app.cli.runner import safe_child, write_atomic
+    from scrub.app.outputs import claim_folder, write_atomic
     from scrub.app.report.record import ranking_record
     from scrub.app.spec import SpecError, prepare
 
@@ -171,6 +237,7 @@ def _compare(specs, device, seed, n_seeds, reference, out, use_wandb, wandb_proj
     from metrics.evaluate import evaluate_many
 
     loaded = _load(specs)
+    _preflight(out, use_wandb, wandb_project)
     first = loaded[0]
     for spec in loaded[1:]:
         for part in ("model", "data", "loss"):
@@ -185,17 +252,16 @@ def _compare(specs, device, seed, n_seeds, reference, out, use_wandb, wandb_proj
     ranking = rank(evs, first.rule, alpha)
     click.echo(str(ranking))
     record = ranking_record(ranking, [str(s.file) for s in loaded])
-    folder = safe_child(out, "compare-" + "-".join(s.name for s in loaded)[:80])
+    owner = "compare:" + "|".join(sorted(str(pathlib.Path(s.file).resolve()) for s in loaded))
+    folder = claim_folder(out, "compare-" + "-".join(s.name for s in loaded)[:80], owner)
     write_atomic(folder / "compare.json", json.dumps(record, indent=1).encode())
-    try:
-        from scrub.app.report.html import render_compare_html
-        write_atomic(folder / "compare.html", render_compare_html(record).encode())
-    except ImportError:  # pragma: no cover
-        pass
-    click.echo(f"\nwrote {folder / 'compare.json'}")
+    from scrub.app.report.html import render_compare_html
+
+    write_atomic(folder / "compare.html", render_compare_html(record).encode())
+    click.echo(f"\nwrote {folder / 'compare.json'} and {folder / 'compare.html'}")
     if use_wandb:
         from scrub.app.report.wandb_log import log_ranking
-        click.echo(f"logged to W&B: {log_ranking(record, project=wandb_project)}")
+        click.echo(f"logged to W&B: {log_ranking(record, project=wandb_project, dir=out)}")
 
 
 @cli.command()
@@ -206,8 +272,9 @@ def cancel(spec, device, seed, n_seeds, reference, out, use_wandb, wandb_project
     from scrub.app.cli.runner import Settings, run_spec
 
     loaded = _guard(debug, _load, [spec])[0]
+    _guard(debug, _preflight, out, use_wandb, wandb_project)
     settings = Settings(_seeds(loaded, seed, n_seeds), reference, device, True)
-    record, folder, _ = _guard(debug, run_spec, loaded, out, settings, _progress(loaded.name))
+    record, folder, done = _guard(debug, run_spec, loaded, out, settings, _progress(loaded.name))
     c = record["cancel"]
     click.echo(f"cancel-out report for {record['name']!r} ({c['distance']}); {c['tested_pairs']} pairs tested")
     if not c["pairs"]:
@@ -215,9 +282,9 @@ def cancel(spec, device, seed, n_seeds, reference, out, use_wandb, wandb_project
     for p in c["pairs"]:
         click.echo(f"  {p['a']}  +  {p['b']}: alone {p['effect_a']['value']:.3g} and {p['effect_b']['value']:.3g}, "
                    f"together {p['joint']['value']:.3g}")
-    click.echo(f"wrote {folder / 'result.json'}")
-    if use_wandb:
-        _guard(debug, _log_wandb, record, loaded.file, folder, wandb_project)
+    click.echo(f"{'reused (already computed with these settings)' if done else 'wrote'} {folder / 'result.json'}")
+    if use_wandb and not done:
+        _guard(debug, _log_wandb, record, loaded.file, folder, wandb_project, out)
 
 
 @cli.command()
@@ -259,16 +326,34 @@ def sweep(sweep_file, out, address, num_cpus, retries, device, reference, alpha,
 
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=pathlib.Path))
-@click.option("--device", default=None)
+@click.option("--device", default=None, callback=_device, help="torch device for the model.")
 @click.option("--debug", is_flag=True)
 def validate(specs, device, debug):
-    """Check spec files against their models without running them."""
-    from scrub.app.spec import prepare
+    """Check spec files as a run would, short of the computation: every file, every error reported.
 
-    for spec in _guard(debug, _load, specs):
-        prepared = _guard(debug, prepare, spec, device)
-        click.echo(f"{spec.file}: ok ({len(list(spec.hypothesis))} nodes; model, data and paths checked; "
-                   f"{len(prepared.data)} data)")
+    Reads each spec, loads its model and data, compiles the hypothesis, draws the first seed and computes the
+    loss and every metric on four reference data."""
+    loaded = _guard(debug, _load, specs, True)
+    failed = len(specs) - len(loaded)
+    if loaded:
+        from scrub.app.spec import prepare
+    for spec in loaded:
+        try:
+            prepared = _guard(debug, prepare, spec, device)
+        except Failure as f:
+            if f.code != EXIT_INVALID:
+                raise
+            click.echo(f"error: {f}", err=True)
+            failed += 1
+            continue
+        click.echo(f"{spec.file}: ok ({len(list(spec.hypothesis))} nodes; model, data, paths, loss and metrics "
+                   f"checked; {len(prepared.data)} data)")
+        for note in prepared.warnings:
+            click.echo(f"  warning: {note}")
+    if failed:
+        if len(specs) > 1:
+            click.echo(f"{failed} of {len(specs)} spec files invalid.", err=True)
+        click.get_current_context().exit(EXIT_INVALID)
 
 
 @cli.command()
@@ -280,18 +365,25 @@ def sites(model, debug):
 
 
 def _sites(model: str) -> None:
-    import scrub
+    """Bundled checkpoints and checkpoint files are read for their config only (no model is built, no
+    TransformerLens import); other bundled models and spec files load the model."""
     from hypotheses.cases import registry
-    from scrub.app.spec import load_spec
-    from scrub.app.spec.run_spec import load_model
 
     path = pathlib.Path(model)
+    if model in registry.CHECKPOINTS or (path.suffix not in (".yaml", ".yml") and path.is_file()):
+        from scrub.adapters.scrub_transformer import checkpoint_graph
+
+        click.echo(checkpoint_graph(registry.CHECKPOINTS.get(model, path)).table())
+        return
+    import scrub
+
     if model in registry.MODELS:
         obj = registry.MODELS[model]()
     elif path.suffix in (".yaml", ".yml") and path.exists():
+        from scrub.app.spec import load_spec
+        from scrub.app.spec.run_spec import load_model
+
         obj = load_model(load_spec(path))
-    elif path.exists():
-        obj = scrub.load_checkpoint(path)
     else:
         from scrub.errors import did_you_mean
         raise ScrubError(f"{model!r} is not a bundled model, a checkpoint or a spec file."
@@ -311,5 +403,7 @@ def kinds():
         click.echo("")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    cli()
+def main() -> None:  # pragma: no cover - the console entry point is scrub.app.cli.entry:main
+    from scrub.app.cli.entry import main as entry
+
+    entry()

@@ -1,59 +1,35 @@
 """Run spec files to result folders, resumably.
 
-Each spec gets `OUT/<slug of its name>/` holding `spec.yaml` (a copy),
-`partial/seed-<s>.pt` (per-datum values of each finished seed), `result.json`
-and `report.html`. Seeds are saved as they finish and a finished spec is
-skipped when rerun with the same spec text and settings, so a crash or Ctrl-C
-loses at most the seed in progress.
+Each spec gets its own folder `OUT/<slug of its name>/` (see `outputs.claim_folder`:
+unique per spec file, found again on the next run) holding `spec.yaml` (a
+copy), `partial/seed-<s>.pt` (per-datum values of each finished seed),
+`result.json` and `report.html`. A run with the cancel-out report writes its
+result and report to `with-cancel/` inside the folder, so the results of
+`scrub run` and of `scrub run --cancel` / `scrub cancel` coexist; both share
+the saved seeds, which do not depend on the cancel-out report. Seeds are saved
+as they finish and a finished result is reused when rerun with the same spec
+text and settings, so a crash or Ctrl-C loses at most the seed in progress.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
-import re
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
 
-from scrub.errors import ScrubError
+from scrub.errors import DataError
+from scrub.files import load_tensors
+from scrub.app.outputs import claim_folder, safe_child, slug, write_atomic  # noqa: F401 - used by main
 from scrub.app.report.record import evaluation_record
 from scrub.app.spec import RunSpec, prepare
 
 from metrics.cancel import cancel_out_report
 from metrics.evaluate import Evaluation, evaluate_many
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "spec"
-
-
-def safe_child(root: pathlib.Path, name: str) -> pathlib.Path:
-    """root/name, refusing anything that would resolve outside root."""
-    root = root.resolve()
-    child = (root / slug(name)).resolve()
-    if root not in child.parents:
-        raise ScrubError(f"output name {name!r} would leave the output folder {root}.")
-    return child
-
-
-def write_atomic(path: pathlib.Path, data: bytes) -> None:
-    """Write via a temporary file and rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass
@@ -66,6 +42,16 @@ class Settings:
     def key(self, spec: RunSpec) -> str:
         text = json.dumps([spec.sha256, list(self.seeds), self.reference, self.cancel])
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def seed_key(self, spec: RunSpec) -> str:
+        """What a saved seed depends on: not the cancel-out report, so runs with and without it share seeds."""
+        return replace(self, cancel=False).key(spec)
+
+
+def spec_folder(out_root: pathlib.Path, spec: RunSpec) -> pathlib.Path:
+    """The spec's own results folder (unique per spec file; see outputs.claim_folder)."""
+    owner = str(pathlib.Path(spec.file).resolve()) if not spec.file.startswith("<") else f"name:{spec.name}"
+    return claim_folder(out_root, spec.name, owner)
 
 
 def finished_record(folder: pathlib.Path, key: str) -> Optional[dict]:
@@ -84,22 +70,24 @@ def finished_record(folder: pathlib.Path, key: str) -> Optional[dict]:
 def run_spec(spec: RunSpec, out_root: pathlib.Path, settings: Settings,
              progress: Optional[Callable] = None, log: Callable[[str], None] = print,
              model=None) -> tuple[dict, pathlib.Path, bool]:
-    """Run one spec (resuming); returns (record, folder, was_already_done).
+    """Run one spec (resuming); returns (record, folder of its result, was_already_done).
 
     `model`: the spec's model already loaded (see `prepare`)."""
-    folder = safe_child(out_root, spec.name)
-    result_path = folder / "result.json"
+    folder = spec_folder(out_root, spec)
+    results = folder / "with-cancel" if settings.cancel else folder
+    result_path = results / "result.json"
     key = settings.key(spec)
-    old = finished_record(folder, key)
+    old = finished_record(results, key)
     if old is not None:
-        return old, folder, True
+        return old, results, True
     started = time.time()
     prepared = prepare(spec, settings.device, settings.reference, model)
     write_atomic(folder / "spec.yaml", spec.text.encode())
     parts = []
     seeds = progress(settings.seeds) if progress else settings.seeds
     for seed in seeds:
-        parts.append(_seed(prepared, seed, folder / "partial" / f"seed-{seed}.pt", key, settings.seeds[0]))
+        parts.append(_seed(prepared, seed, folder / "partial" / f"seed-{seed}.pt", settings.seed_key(spec),
+                           settings.seeds[0]))
     ev = Evaluation.merge_seeds(parts)
     verdict = spec.rule.judge(ev)
     cancel = None
@@ -118,18 +106,21 @@ def run_spec(spec: RunSpec, out_root: pathlib.Path, settings: Settings,
     write_atomic(result_path, json.dumps(record, indent=1).encode())
     try:
         from scrub.app.report.html import write_report
-        write_report(record, folder)
+        write_report(record, results)
     except ImportError:  # pragma: no cover - the report module ships with the package
         log("note: HTML report module unavailable; wrote result.json only")
-    return record, folder, False
+    return record, results, False
 
 
 def _seed(prepared, seed: int, path: pathlib.Path, key: str, reference_seed: int) -> Evaluation:
     """One seed's evaluation: loaded if saved under the same settings, else computed and saved."""
     spec = prepared.spec
     if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("settings_sha256") == key:
+        try:
+            blob = load_tensors(path, "saved seed")
+        except DataError:
+            blob = {}  # a damaged seed file (a crash mid-write on a filesystem without atomic rename) is recomputed
+        if isinstance(blob, dict) and blob.get("settings_sha256") == key:
             return Evaluation.from_state(spec.hypothesis, blob["state"])
     ev = evaluate_many(prepared.model, [spec.hypothesis], prepared.data, spec.loss, seeds=(seed,),
                        reference=prepared.reference, metrics=spec.metrics, batch_size=spec.batch_size,

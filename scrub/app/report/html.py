@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from typing import Any, Mapping, Optional, Union
 
-from scrub.app.report import svg
+from scrub.app.outputs import write_atomic
+from scrub.app.report import graph_svg, svg
 from scrub.app.report.html_base import (NA, est_cell, fmt, interval, is_fraction, kv_text, num, page,
                                     status_class, table, value)
 from scrub.app.report.svg import esc
@@ -71,7 +71,7 @@ def _summary(r: Mapping) -> str:
                 for e in summary.values())
     randoms = r.get("random_distances") if isinstance(r.get("random_distances"), Mapping) else {}
     header = [("metric", ""), ("value", "num"), (level_head, "num")]
-    header += [("seed interval", "num")] if seeds else []
+    header += [("per-seed range", "num")] if seeds else []
     header += [("random baseline", "num")] if randoms else []
     rows = []
     for name, est in summary.items():
@@ -85,8 +85,13 @@ def _summary(r: Mapping) -> str:
         if randoms:
             row.append((esc(fmt(randoms[name])) if name in randoms else "", "num"))
         rows.append(row)
-    note = ("<p class=\"note\">Intervals are bootstrap intervals over reference data; the seed interval shows "
-            "the spread across sampling seeds. Recovered fractions are percentages.</p>")
+    note = ('<p class="note" id="intervals-note">The verdict uses the interval column: a bootstrap over reference '
+            "data, each datum carrying its values under every seed, so it covers both the choice of data and the "
+            "resampling; it is an interval for the value shown, the mean over all seeds. "
+            + ("The per-seed range is the smallest and largest value of single seeds: how much one run moves with "
+               "its seed. It does not enter the verdict, and single seeds may fall outside the interval, which is "
+               "for the mean of all of them. " if seeds else "")
+            + "Recovered fractions are percentages.</p>")
     return f'<section id="summary"><h2>Summary</h2>{table(header, rows, table_id="summary-table")}{note}</section>'
 
 
@@ -96,9 +101,10 @@ def _graph(r: Mapping) -> str:
     policy = g.get("policy")
     note = f'<p class="note">{len(nodes)} node{"s" if len(nodes) != 1 else ""}' \
            + (f"; sampling policy: {esc(policy)}" if policy else "") \
-           + "; leaves are green. Hover a box for its full paths and inputs.</p>"
+           + "; leaves are green; each box shows the node's sampler and every path it claims. Hover a box for its " \
+           + "policy and other inputs.</p>"
     return (f'<section id="graph"><h2>Hypothesis graph</h2>{note}'
-            f'<div class="scroll">{svg.tree(nodes, svg_id="graph-svg")}</div></section>')
+            f'<div class="scroll">{graph_svg.tree(nodes, svg_id="graph-svg")}</div></section>')
 
 
 def _losses(r: Mapping) -> str:
@@ -221,18 +227,8 @@ def write_report(record: Mapping, folder: Union[str, os.PathLike]) -> pathlib.Pa
 
     Comparison records ("scrub.compare/1") get the ranked-table page.
     """
-    folder = pathlib.Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     is_compare = isinstance(record, Mapping) and str(record.get("schema", "")).startswith("scrub.compare/")
     text = render_compare_html(record) if is_compare else render_html(record)
-    target = folder / "report.html"
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    target = pathlib.Path(folder) / "report.html"
+    write_atomic(target, text.encode("utf-8"))  # permissions from the umask, like result.json beside it
     return target

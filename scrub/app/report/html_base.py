@@ -43,7 +43,8 @@ table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { padding: 5px 10px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
 th { background: #fafafa; font-weight: 600; border-bottom: 1px solid var(--rule); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.code, .code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; word-break: break-all; }
+td.code, .code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; }
+td.code { white-space: pre-wrap; overflow-wrap: normal; word-break: normal; }  /* paths break between hops only */
 tr.survives td.status { color: var(--ok); font-weight: 700; }
 tr.rejected td.status { color: var(--bad); font-weight: 700; }
 .scroll { overflow-x: auto; }

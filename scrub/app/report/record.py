@@ -85,6 +85,7 @@ def evaluation_record(ev, verdict, rule, *, cancel=None, spec: Optional[dict] = 
         "per_datum": {"scrub_loss": _per_datum(ev.scrub_loss), "model_loss": _per_datum(ev.model_loss),
                       "random_loss": _per_datum(ev.random_loss),
                       "distances": {k: _per_datum(v) for k, v in ev.comparisons.items()}},
+        "warnings": list(getattr(ev, "warnings", ())),
         "hypothesis_graph": graph_dict(ev.hypothesis),
         "cancel": None if cancel is None else cancel_dict(cancel),
         "timing": {"seconds": _num(seconds), "finished": _dt.datetime.now(_dt.timezone.utc).isoformat()},

@@ -161,6 +161,23 @@ def to_wandb(**options):
     return sink
 
 
+def check_ready(project: str = "scrub", mode: Optional[str] = None) -> None:
+    """Raise a ScrubError now, before any computation, if logging to W&B would fail at the end: wandb
+    missing, or an online run without credentials. Offline and disabled modes need no login."""
+    wandb = _wandb()
+    mode = mode or os.environ.get("WANDB_MODE") or "online"
+    if mode in ("offline", "disabled", "dryrun"):
+        return
+    try:
+        logged_in = wandb.login(prompt=False, verify=False)
+    except Exception as e:  # noqa: BLE001 - wandb raises many kinds for bad settings
+        raise ScrubError(f"W&B is not ready (project {project!r}): {e}") from None
+    if not logged_in:
+        raise ScrubError(f"W&B logging (project {project!r}) needs a login, and none is set up. Log in with "
+                         "`wandb login` (or set WANDB_API_KEY), or set WANDB_MODE=offline to write runs to disk "
+                         "and `wandb sync` them later. Nothing was computed.")
+
+
 def _wandb():
     """Import wandb on first use, with the fix in the error when it is missing."""
     try:

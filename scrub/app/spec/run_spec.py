@@ -16,16 +16,18 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from scrub.app.spec.dry_run import dry_run
 from scrub.app.spec.hypothesis_spec import hypothesis_to_dict, parse_hypothesis
 from scrub.app.spec.sources import DATA_SOURCES, MODEL_SOURCES
-from scrub.app.spec.yamlpos import Located, SpecError, dump_yaml, parse_yaml
+from scrub.app.spec.yamlpos import Located, SpecError, dump_yaml, load_document, parse_yaml
 from scrub.data import Dataset
-from scrub.errors import ScrubError, SpecValueError, did_you_mean
+from scrub.errors import AdapterError, DataError, MetricError, ScrubError, SpecValueError, did_you_mean
 
 from hypotheses.nodes import Hypothesis
 from hypotheses.registry import SpecValue
 
 from metrics.distances import DISTANCES
+from metrics.evaluate import default_distances
 from metrics.losses import LOSSES
 from metrics.protocol import metric_from_spec
 from metrics.verdicts import VerdictRule
@@ -34,6 +36,8 @@ TOP_KEYS = ("name", "description", "imports", "model", "data", "loss", "metrics"
             "policy", "batch_size", "hypothesis")
 REQUIRED = ("model", "data", "loss", "hypothesis")
 RULE_SETTINGS = ("min_loss_recovered", "max_distance_fraction", "distance", "min_gap")
+MAX_SEEDS = 1000  # seeds per spec
+MAX_REFERENCE = 10_000_000  # reference data per spec (`reference: N`)
 
 
 @dataclass
@@ -67,16 +71,13 @@ class RunSpec:
 
 
 def load_spec(path: str | pathlib.Path) -> RunSpec:
-    path = pathlib.Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read the spec file: {exc.strerror}.", str(path)) from None
-    return parse_spec(text, str(path))
+    text, doc = load_document(path)
+    return parse_spec(text, str(path), doc)
 
 
-def parse_spec(text: str, file: str = "<spec>") -> RunSpec:
-    doc = parse_yaml(text, file)
+def parse_spec(text: str, file: str = "<spec>", doc: Optional[Located] = None) -> RunSpec:
+    """The spec in `text` (`doc`: its YAML, if already read with `load_document`)."""
+    doc = doc if doc is not None else parse_yaml(text, file)
     try:
         with spec_folder_on_path(file):
             return _parse(doc, text, file)
@@ -104,19 +105,13 @@ def _parse(doc: Located, text: str, file: str) -> RunSpec:
     _imports(doc)
     policy = data.get("policy", "shared")
     hypothesis = parse_hypothesis(doc, ("hypothesis",), name, policy)
-    seeds = data.get("seeds", [0])
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise doc.error(("seeds",), "seeds: give a count >= 1 or a list of seeds.")
-        seeds = list(range(seeds))
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise doc.error(("seeds",), "seeds must be a count or a non-empty list of integers.")
+    seeds = _seeds(doc, data.get("seeds", [0]))
     reference = data.get("reference")
     if reference is not None:
-        _expect(doc, ("reference",), reference, int, "an integer (number of reference data)")
+        _expect(doc, ("reference",), reference, int, "an integer (number of reference data)", 1, MAX_REFERENCE)
     batch_size = data.get("batch_size")
     if batch_size is not None:
-        _expect(doc, ("batch_size",), batch_size, int, "an integer")
+        _expect(doc, ("batch_size",), batch_size, int, "an integer (reference data per chunk)", 1)
     model = _source(data["model"], ("model",), MODEL_SOURCES)
     data_spec = _source(data["data"], ("data",), DATA_SOURCES)
     loss = LOSSES.parse(SpecValue(data["loss"], ("loss",)))
@@ -124,8 +119,23 @@ def _parse(doc: Located, text: str, file: str) -> RunSpec:
     if not isinstance(items, list):
         raise doc.error(("metrics",), "metrics must be a list.")
     metrics = [metric_from_spec(SpecValue(item, ("metrics", i))) for i, item in enumerate(items)]
+    _check_metric_names(doc, loss, metrics)
     return RunSpec(file, text, doc, name, hypothesis, model, data_spec, loss, metrics, _rule(doc), tuple(seeds),
                    reference, batch_size, _node_keys(doc))
+
+
+def _check_metric_names(doc: Located, loss, metrics: list) -> None:
+    """Every metric needs its own name: the loss and the distances reported by default are taken (a distance
+    named again is simply reported once)."""
+    taken = {"loss": "the loss's name", **{d: "a distance reported by default" for d in default_distances(loss)}}
+    for i, m in enumerate(metrics):
+        name = m if isinstance(m, str) else m.name
+        if isinstance(m, str) and taken.get(name, "").startswith("a distance"):
+            continue
+        if name in taken:
+            raise doc.error(("metrics", i), f"metric name {name!r} is already {taken[name]}; give this metric "
+                                            "another name (`name:`), or drop it.")
+        taken[name] = f"the name of metrics[{i}]" if not isinstance(m, str) else "a distance"
 
 
 @contextlib.contextmanager
@@ -156,9 +166,33 @@ def _imports(doc: Located) -> None:
                                             "and installed packages can be imported.") from None
 
 
-def _expect(doc: Located, key, value, typ, what: str) -> None:
+def _expect(doc: Located, key, value, typ, what: str, low: Optional[int] = None, high: Optional[int] = None) -> None:
     if not isinstance(value, typ) or isinstance(value, bool):
         raise doc.error(key, f"expected {what}, got {type(value).__name__} {value!r}.")
+    if low is not None and value < low or high is not None and value > high:
+        bounds = f"at least {low}" if high is None else f"between {low} and {high:,}"
+        raise doc.error(key, f"{key[-1]} must be {bounds}; got {value}.")
+
+
+def _seeds(doc: Located, seeds: Any) -> list:
+    """`seeds:` a count (seeds 0..n-1) or a list of distinct integers."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise doc.error(("seeds",), f"seeds: give a count between 1 and {MAX_SEEDS:,}, or a list of seeds; got "
+                                        f"{seeds}.")
+        return list(range(seeds))
+    if not isinstance(seeds, list) or not seeds:
+        raise doc.error(("seeds",), f"seeds must be a count or a non-empty list of integers; got "
+                                    f"{type(seeds).__name__} {seeds!r}.")
+    if len(seeds) > MAX_SEEDS:
+        raise doc.error(("seeds",), f"{len(seeds):,} seeds; at most {MAX_SEEDS:,}.")
+    for i, s in enumerate(seeds):
+        if not isinstance(s, int) or isinstance(s, bool):
+            raise doc.error(("seeds", i), f"seeds must be integers; got {type(s).__name__} {s!r}.")
+        if s in seeds[:i]:
+            raise doc.error(("seeds", i), f"seed {s} is listed twice; a repeated seed repeats the same draws, so the "
+                                          "spread over seeds would be understated. List distinct seeds.")
+    return seeds
 
 
 def _source(value: Any, key: tuple, sources) -> dict:
@@ -180,7 +214,10 @@ def _rule(doc: Located) -> VerdictRule:
                 raise doc.error(("verdict", k), f"distance must be one of {', '.join(DISTANCES)}.")
         elif not isinstance(v, (int, float)) or isinstance(v, bool):
             raise doc.error(("verdict", k), f"{k} must be a number.")
-    return VerdictRule(**spec)
+    try:
+        return VerdictRule(**spec)
+    except ScrubError as exc:  # a setting out of its range: the rule says which
+        raise doc.error(("verdict", exc.field) if exc.field else ("verdict",), exc.message) from None
 
 
 def _node_keys(doc: Located) -> dict:
@@ -204,7 +241,7 @@ def _node_keys(doc: Located) -> dict:
 
 def locate(doc: Located, node_keys: dict, exc: ScrubError) -> SpecError:
     """A SpecError at the place a structured error names: its spec key, else its node (and field), else the
-    hypothesis. Never reads the message."""
+    part of the spec its type is about (data, model, loss), else the hypothesis. Never reads the message."""
     if exc.key:
         return doc.error(exc.key, exc.message)
     keys = node_keys.get(exc.node, [])
@@ -213,6 +250,9 @@ def locate(doc: Located, node_keys: dict, exc: ScrubError) -> SpecError:
         if exc.field and exc.field in _at(doc, key):
             key = key + (exc.field,)
         return doc.error(key, exc.message)
+    for kind, key in ((DataError, ("data",)), (AdapterError, ("model",)), (MetricError, ("loss",))):
+        if isinstance(exc, kind):
+            return doc.error(key, exc.message)
     return doc.error(("hypothesis",), exc.message)
 
 
@@ -226,7 +266,10 @@ def _at(doc: Located, key) -> dict:
 # --- loading what a spec names ------------------------------------------------------------
 
 def load_model(spec: RunSpec, device: Optional[str] = None):
+    from scrub.devices import resolve_device
+
     kind = next(iter(spec.model))
+    device = resolve_device(device)  # a bad device is the caller's option, not the spec's: not located
     try:
         model = MODEL_SOURCES[kind].load(spec.model, spec.folder)
     except SpecError:
@@ -262,11 +305,13 @@ class Prepared:
     model: Any
     data: Dataset
     reference: Any
+    warnings: tuple = ()  # e.g. a feature that is constant over the pool (recorded beside the verdict)
 
 
 def prepare(spec: RunSpec, device: Optional[str] = None, reference: Optional[int] = None,
             model: Any = None) -> Prepared:
-    """Load the model and data, and compile the hypothesis against them (raises located SpecErrors).
+    """Load the model and data, compile the hypothesis against them and compute everything a run computes on
+    a few reference data (`dry_run`): raises located SpecErrors for whatever a run would fail on.
 
     `model`: the spec's model already loaded (on `device`), e.g. one a sweep worker keeps between points."""
     from scrub.engine.run import compile as compile_hypothesis, reference_indices
@@ -278,14 +323,15 @@ def prepare(spec: RunSpec, device: Optional[str] = None, reference: Optional[int
     ref = reference if reference is not None else (spec.reference if spec.reference is not None else fixed_reference)
     try:
         compiled = compile_hypothesis(model, spec.hypothesis, data, ref)
-        # draw the first seed's indices now (no forward pass): empty agreement classes and failing
-        # feature functions surface here, located in the file, not in the middle of a run
+        # draw the first seed's indices now (no forward pass): empty agreement classes surface here,
+        # located in the file, not in the middle of a run
         seed = spec.seeds[0]
         draw_roles(compiled.plan, compiled.data, compiled.n_pool,
-                   reference_indices(ref, compiled.n_pool, len(compiled.data), seed), seed)
+                   reference_indices(ref, compiled.n_pool, len(compiled.data), seed), seed, compiled.pool)
     except ScrubError as exc:
         raise locate(spec.doc, spec.node_keys, exc) from None
-    return Prepared(spec, model, data, ref)
+    dry_run(spec, model, data, ref, lambda exc: locate(spec.doc, spec.node_keys, exc))
+    return Prepared(spec, model, data, ref, compiled.warnings[0])
 
 
 def spec_dict(hypothesis: Hypothesis, *, model: dict, data: dict, loss: dict, seeds=(0,), metrics=None,

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from scrub.errors import DataError, ScrubError, did_you_mean
+from scrub.files import load_tensors
 
 from hypotheses.cases import registry as cases
 from hypotheses.registry import Registry, SpecValue, callable_object
@@ -133,20 +134,52 @@ class DataFile(Source):
 
         path = (folder / settings["file"]).resolve()
         if path.suffix == ".pt":
-            blob = torch.load(path, map_location="cpu", weights_only=True)
+            blob = load_tensors(path, "data file")
         elif path.suffix == ".json":
-            blob = json.loads(path.read_text())
-            blob = {k: (torch.tensor(v) if k in ("inputs", "labels") else v) for k, v in blob.items()}
-            blob["fields"] = {k: torch.tensor(v) for k, v in blob.get("fields", {}).items()}
+            blob = _json_blob(path)
         else:
             raise DataError(f"{path.name}: data files are .pt (a dict of tensors) or .json.")
         if not isinstance(blob, dict) or "inputs" not in blob:
-            raise DataError(f"{path.name} must hold a mapping with 'inputs' (and optionally labels, raw, fields).")
+            raise DataError(f"{path.name} must hold a mapping with 'inputs' (and optionally labels, raw, fields, "
+                            f"name); it holds {_what(blob)}.")
         unknown = set(blob) - {"inputs", "labels", "raw", "fields", "name"}
         if unknown:
-            raise DataError(f"{path.name} has unknown entries {sorted(unknown)}.")
+            raise DataError(f"{path.name} has unknown entries {sorted(unknown)}; valid: inputs, labels, raw, fields, "
+                            "name.")
+        if not isinstance(blob.get("fields", {}), dict):
+            raise DataError(f"{path.name}: 'fields' must be a mapping of column name to values.")
         return Dataset(blob["inputs"], blob.get("labels"), blob.get("raw"), blob.get("fields", {}),
-                       blob.get("name", path.stem))
+                       str(blob.get("name", path.stem)))
+
+
+def _what(blob: Any) -> str:
+    if isinstance(blob, dict):
+        return f"a mapping with keys {sorted(map(str, blob))[:8]}"
+    return f"a {type(blob).__name__}" + (f" of {len(blob)} items" if isinstance(blob, (list, tuple)) else "")
+
+
+def _json_blob(path: pathlib.Path) -> Any:
+    """A .json data file: lists become tensors (inputs, labels and every field)."""
+    try:
+        blob = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name} is not UTF-8 text.") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path.name} is not valid JSON ({exc.msg}, line {exc.lineno}).") from None
+    if not isinstance(blob, dict):
+        return blob  # the caller says what a data file must hold
+
+    def tensor(key: str, value: Any):
+        try:
+            return torch.tensor(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise DataError(f"{path.name}: {key!r} must be a list of numbers (or of equal-length lists of numbers); "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
+
+    out = {k: (tensor(k, v) if k in ("inputs", "labels") else v) for k, v in blob.items()}
+    if isinstance(out.get("fields", {}), dict):
+        out["fields"] = {k: tensor(f"fields.{k}", v) for k, v in out.get("fields", {}).items()}
+    return out
 
 
 @DATA_SOURCES.register("function")
