@@ -85,6 +85,9 @@ def with_common(fn):
 @click.group(cls=ScrubGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
     """Test interpretability hypotheses by causal scrubbing."""
+    from scrub.huggingface import offline
+
+    offline()  # before anything imports huggingface_hub: models come from disk, never the network
 
 
 def _load(paths) -> list:
@@ -238,7 +241,7 @@ def validate(specs, device, debug):
 @click.argument("model")
 @click.option("--debug", is_flag=True)
 def sites(model, debug):
-    """List a model's sites: a bundled name, a checkpoint file, or a spec file."""
+    """List a model's sites: a bundled name, a checkpoint file, a spec file, or a Hugging Face model folder."""
     _guard(debug, _sites, model)
 
 
@@ -253,11 +256,13 @@ def _sites(model: str) -> None:
         obj = registry.MODELS[model]()
     elif path.suffix in (".yaml", ".yml") and path.exists():
         obj = load_model(load_spec(path))
+    elif path.is_dir():
+        obj = scrub.load_hf(path)
     elif path.exists():
         obj = scrub.load_checkpoint(path)
     else:
         from scrub.errors import did_you_mean
-        raise ScrubError(f"{model!r} is not a bundled model, a checkpoint or a spec file."
+        raise ScrubError(f"{model!r} is not a bundled model, a checkpoint, a spec file or a model folder."
                          f"{did_you_mean(model, registry.MODELS)} Bundled: {', '.join(registry.MODELS)}.")
     click.echo(scrub.list_sites(obj))
 
