@@ -60,10 +60,15 @@ def _configs():
                    T.Gemma2ForCausalLM),
         "olmo": (lambda: _llama_like(T.OlmoConfig, clip_qkv=0.3), T.OlmoForCausalLM),
         "olmo2": (lambda: _llama_like(T.Olmo2Config), T.Olmo2ForCausalLM),
+        "qwen3": (lambda: _llama_like(T.Qwen3Config, num_key_value_heads=2, head_dim=8), T.Qwen3ForCausalLM),
+        "gemma3": (lambda: _llama_like(T.Gemma3TextConfig, num_key_value_heads=2, head_dim=8, sliding_window=3,
+                                       query_pre_attn_scalar=16, tie_word_embeddings=True,
+                                       layer_types=["sliding_attention", "full_attention"]), T.Gemma3ForCausalLM),
     }
 
 
-FAMILIES = ("gpt2", "neox", "gptj", "llama_gqa", "llama_mqa", "mistral", "qwen2", "gemma2", "olmo", "olmo2")
+FAMILIES = ("gpt2", "neox", "gptj", "llama_gqa", "llama_mqa", "mistral", "qwen2", "gemma2", "olmo", "olmo2", "qwen3",
+            "gemma3")
 
 
 def tokenizer(vocab_size: int = VOCAB):

@@ -242,6 +242,14 @@ class Olmo2Ops(Gemma2Ops):
     """OLMo-2: norms only after attention and MLP; one QK-norm over all heads (written after it)."""
 
 
+class Qwen3Ops(LlamaOps):
+    """Qwen3: Llama-shaped with a QK-norm per head (queries and keys written after it)."""
+
+
+class Gemma3Ops(Gemma2Ops):
+    """Gemma-3 (text): Gemma-2's layout with per-head QK-norms and per-layer rotary bases."""
+
+
 class AdditiveOps:
     """out = readout(sum of coef * term(x)), computed directly."""
 

@@ -91,8 +91,8 @@ def test_chunking_does_not_change_numbers():
 
 import bridge_models  # noqa: E402
 from hypotheses import Hypothesis, Node, agree, token_at, unconditional  # noqa: E402
-from reference import (Gemma2Ops, GPT2Ops, GPTJOps, LlamaOps, MistralOps, NeoXOps, Olmo2Ops,  # noqa: E402
-                       OlmoOps, Qwen2Ops)
+from reference import (Gemma2Ops, Gemma3Ops, GPT2Ops, GPTJOps, LlamaOps, MistralOps, NeoXOps,  # noqa: E402
+                       Olmo2Ops, OlmoOps, Qwen2Ops, Qwen3Ops)
 from strategies import Shape  # noqa: E402
 
 # family -> (the judge's helper class, the site graph the strategies draw from)
@@ -107,6 +107,8 @@ FAMILIES = {
     "gemma2": (Gemma2Ops, Shape(n_heads=4, pos_embed=False, attn_sum=True)),
     "olmo": (OlmoOps, Shape(n_heads=4, pos_embed=False)),
     "olmo2": (Olmo2Ops, Shape(n_heads=4, pos_embed=False, attn_sum=True)),
+    "qwen3": (Qwen3Ops, Shape(n_heads=4, pos_embed=False)),
+    "gemma3": (Gemma3Ops, Shape(n_heads=4, pos_embed=False, attn_sum=True)),
 }
 # tokens 6..9: never the special tokens 0..3 (HF zeroes the padding token's embedding, and a norm of a zero
 # residual turns float rounding into large differences)

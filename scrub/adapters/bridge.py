@@ -1,5 +1,5 @@
 """Adapter for TransformerLens 4 `TransformerBridge` models: GPT-2, GPT-NeoX / Pythia, GPT-J, Llama-family
-(grouped- and multi-query attention), Mistral, Qwen2, Gemma-2, OLMo, and native `boot_native` bridges.
+(grouped- and multi-query attention), Mistral, Qwen2/3, Gemma-2/3, OLMo, OLMo-2, and `boot_native` bridges.
 
 The architecture facts come from the bridge's modules (`bridge_layout.py`) and
 go into the graph: no `pos_embed` site for rotary models, `mlp.L` beside the
