@@ -174,3 +174,12 @@ def test_a_name_in_the_local_cache_loads_offline(specs, tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     bridge = load_hf("local/tiny-llama")
     assert bridge.cfg.n_key_value_heads == 2
+
+
+def test_a_folder_without_a_tokenizer_says_what_to_save(tmp_path):
+    from scrub import AdapterError
+    from scrub.huggingface import load_hf
+
+    bridge_models.hf_model("llama_gqa").save_pretrained(tmp_path / "weights-only")
+    with pytest.raises(AdapterError, match=r"needs a tokenizer beside the weights.*tokenizer\.save_pretrained"):
+        load_hf(tmp_path / "weights-only")
