@@ -119,7 +119,9 @@ def bench_speed(w, device: str, repeat: int) -> tuple[list, dict]:
         compiled = scrub.compile(adapter, h, data)
         limit = plan_limit(compiled.plan, adapter).forward_equivalents
         t, per_forward = paired(lambda: run_ours(compiled), forward, device, repeat)
-        rows.append([w.name, h.name, f"{n / t:,.0f}", f"{limit:.2f}", f"{per_forward / limit:.2f}"])
+        rate = n / t
+        rows.append([w.name, h.name, f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}", f"{limit:.2f}",
+                     f"{per_forward / limit:.2f}"])
     return rows, {"forward": forward, "n": n}
 
 
