@@ -3,6 +3,7 @@
     python scripts/bench.py --quick                 # CPU-sized: a few minutes
     python scripts/bench.py [--device cuda]         # full sizes
     python scripts/bench.py --workloads gpt2 --quick
+    python scripts/bench.py --quick --workloads gpt2-bridge,pythia-bridge --doc bridges-cpu   # TransformerBridges
     python scripts/bench.py --quick --doc quick-cpu  # also rewrite that block of docs/performance.md
 
 Every figure is a ratio against a baseline timed in the same process:
@@ -42,10 +43,13 @@ from scrub.app.report import markdown_table  # noqa: E402
 import bench_workloads as W  # noqa: E402
 from doc_blocks import put_block  # noqa: E402
 
-SIZES = {  # (reference data, naive/nnsight data, GPT-2 sequence length)
-    "quick": {"induction": (512, 64), "paren": (512, 64), "gpt2": (8, 2, 32)},
-    "full": {"induction": (4096, 256), "paren": (4096, 256), "gpt2": (64, 4, 128)},
+SIZES = {  # (reference data, naive/nnsight data, sequence length)
+    "quick": {"induction": (512, 64), "paren": (512, 64), "gpt2": (8, 2, 32), "gpt2-bridge": (8, 1, 32),
+              "pythia-bridge": (8, 1, 32)},
+    "full": {"induction": (4096, 256), "paren": (4096, 256), "gpt2": (64, 4, 128), "gpt2-bridge": (64, 2, 128),
+             "pythia-bridge": (64, 2, 128)},
 }
+SEQUENCE_WORKLOADS = {"gpt2": W.gpt2_shaped, "gpt2-bridge": W.gpt2_bridge, "pythia-bridge": W.pythia_bridge}
 
 
 def sync(device: str) -> None:
@@ -94,8 +98,8 @@ def paired(fn, unit, device: str, repeat: int) -> tuple[float, float]:
 
 def workload(name: str, mode: str):
     size = SIZES[mode][name]
-    if name == "gpt2":
-        return W.gpt2_shaped(size[0], size[2]), size[1]
+    if name in SEQUENCE_WORKLOADS:
+        return SEQUENCE_WORKLOADS[name](size[0], size[2]), size[1]
     return getattr(W, name)(size[0]), size[1]
 
 
@@ -115,7 +119,9 @@ def bench_speed(w, device: str, repeat: int) -> tuple[list, dict]:
         compiled = scrub.compile(adapter, h, data)
         limit = plan_limit(compiled.plan, adapter).forward_equivalents
         t, per_forward = paired(lambda: run_ours(compiled), forward, device, repeat)
-        rows.append([w.name, h.name, f"{n / t:,.0f}", f"{limit:.2f}", f"{per_forward / limit:.2f}"])
+        rate = n / t
+        rows.append([w.name, h.name, f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}", f"{limit:.2f}",
+                     f"{per_forward / limit:.2f}"])
     return rows, {"forward": forward, "n": n}
 
 
@@ -127,14 +133,14 @@ def bench_baselines(w, n_small: int, device: str, use_nnsight: bool) -> list:
     data = w.data.take(list(range(n_small))).to(device)
     result = scrub.run(model, w.main, data, seed=0)
     t_ours = timed(lambda: scrub.run(model, w.main, data, seed=0, keep_outputs=False), device, 3)
-    ops = ScrubTransformerOps(model)
+    ops = (w.ops or ScrubTransformerOps)(model)
     start = time.perf_counter()
     naive = Reference(ops, w.main, data.inputs, result).run()
     t_naive = time.perf_counter() - start
     diff = (naive - result.scrubbed).abs().max().item()
     row = [w.name, w.main.name, n_small, f"{t_ours / n_small * 1e3:.1f}", f"{t_naive / n_small * 1e3:.1f}",
            f"{t_naive / t_ours:.1f}x", f"{diff:.1e}"]
-    if use_nnsight:
+    if use_nnsight and w.ops is None:  # the nnsight operations are written for ScrubTransformers
         from bench_nnsight import NNsightOps
 
         nn_ops = NNsightOps(model)
@@ -223,7 +229,7 @@ def main() -> None:
     for name in args.workloads.split(","):
         w, n_small = workload(name, mode)
         print(f"[{time.time() - started:5.0f}s] {name}: {len(w.data)} reference data", flush=True)
-        repeat = 1 if name == "gpt2" else 5  # medians of 5 where a run takes seconds, not minutes
+        repeat = 1 if name in SEQUENCE_WORKLOADS else 5  # medians of 5 where a run takes seconds, not minutes
         rows, info = bench_speed(w, args.device, repeat)
         speed += rows
         base.append(bench_baselines(w, n_small, args.device, use_nn))

@@ -17,6 +17,7 @@ class Workload:
     loss: object
     hypotheses: list  # the workload's own hypotheses
     main: Hypothesis  # the one compared with the naive loop and nnsight
+    ops: object = None  # the reference's model operations for the naive loop (default: ScrubTransformerOps)
 
     def variants(self, k: int) -> list:
         """k variants of `main` for the stacking measurement (cancel-out report variants)."""
@@ -71,11 +72,15 @@ def ioi_hypothesis() -> Hypothesis:
 
 
 def gpt2_shaped(n: int, seq: int) -> Workload:
-    from metrics import NextTokenLoss
-
     cfg = TransformerConfig(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024,
                             act_fn="gelu_new", normalization="LN", seed=0, init_range=0.02)
-    model = ScrubTransformer(cfg).eval()
+    return _ioi_shaped("gpt2-shaped", ScrubTransformer(cfg).eval(), n, seq)
+
+
+def _ioi_shaped(name: str, model, n: int, seq: int, ops=None) -> Workload:
+    """A 12-layer, 12-head model with the IOI-shaped hypothesis, a smaller one and the random baseline."""
+    from metrics import NextTokenLoss
+
     tokens = torch.randint(0, 100, (n, seq), generator=torch.Generator().manual_seed(0))  # few values: real classes
     mask = torch.zeros(n, seq, dtype=torch.bool)
     mask[:, -2] = True  # loss where the IOI answer would be predicted
@@ -84,4 +89,44 @@ def gpt2_shaped(n: int, seq: int) -> Workload:
     simple = Hypothesis(Node("output", children=[Node("name movers", [f"output <- {h}" for h in NAME_MOVERS],
                                                       agree(token_at(-1)))]), name="name movers only")
     rnd = Hypothesis(Node("output", sampler=unconditional()), name="random")
-    return Workload("gpt2-shaped", model, data, NextTokenLoss(), [main, simple, rnd], main)
+    return Workload(name, model, data, NextTokenLoss(), [main, simple, rnd], main, ops)
+
+
+def _bridge(config, model_class):
+    """A TransformerBridge over a randomly initialised Hugging Face model built from `config` (no download:
+    the folder TransformerBridge boots from holds only the config)."""
+    import tempfile
+    import warnings
+
+    from scrub.huggingface import offline
+
+    offline()
+    from transformer_lens.model_bridge import TransformerBridge
+
+    torch.manual_seed(0)
+    model = model_class(config).eval()
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config.save_pretrained(folder)
+        return TransformerBridge.boot_transformers(folder, hf_model=model, device="cpu").eval()
+
+
+def gpt2_bridge(n: int, seq: int) -> Workload:
+    """GPT-2 small's shape (transformers' GPT2Config defaults) as a TransformerBridge, random weights."""
+    import transformers
+    from reference import GPT2Ops
+
+    model = _bridge(transformers.GPT2Config(), transformers.GPT2LMHeadModel)
+    return _ioi_shaped("gpt2-bridge", model, n, seq, GPT2Ops)
+
+
+def pythia_bridge(n: int, seq: int) -> Workload:
+    """Pythia-160m's shape (GPT-NeoX: rotary on a quarter of each head, parallel attention and MLP) as a
+    TransformerBridge, random weights."""
+    import transformers
+    from reference import NeoXOps
+
+    config = transformers.GPTNeoXConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                        intermediate_size=3072, vocab_size=50304, rotary_pct=0.25,
+                                        use_parallel_residual=True, max_position_embeddings=2048)
+    return _ioi_shaped("pythia-bridge", _bridge(config, transformers.GPTNeoXForCausalLM), n, seq, NeoXOps)

@@ -32,12 +32,13 @@ _LAZY = {
     "Compiled": "scrub.engine.run", "compile": "scrub.engine.run", "compile_many": "scrub.engine.run",
     "run": "scrub.engine.run", "run_compiled": "scrub.engine.run", "run_many": "scrub.engine.run",
     "ScrubResult": "scrub.engine.result",
+    "load_hf": "scrub.huggingface",
 }
 
 __all__ = [
     "run", "run_many", "compile", "compile_many", "run_compiled", "Compiled", "ScrubResult", "Dataset",
     "adapt", "additive", "list_sites", "Adapter", "HookLayout", "ModelGraph", "Site",
-    "ScrubTransformer", "TransformerConfig", "load_checkpoint", "save_checkpoint",
+    "ScrubTransformer", "TransformerConfig", "load_checkpoint", "save_checkpoint", "load_hf",
     "ScrubError", "HypothesisError", "SiteError", "SamplingError", "DataError", "AdapterError",
     "InterventionError", "MetricError",
 ]

@@ -1,9 +1,12 @@
 """Model graphs: a model seen as named sites and the edges between them.
 
-A site's output adds into the residual stream that later sites read. A reader
-site reads through *ports*: an additive port (an attention head's q, k or v;
-an MLP's or the output's `in`) reads the sum of the outputs of every additive
-site of a lower stage; a direct port (a head's padding `mask`) reads named
+A site's output adds into a *stream* that later sites read: the residual
+stream, or (for models that normalise the attention output before adding it,
+such as Gemma-2) the per-layer sum of the heads that a glue site `attn.L`
+reads. A reader site reads through *ports*: an additive port (an attention
+head's q, k or v; an MLP's, a glue site's or the output's `in`) reads the sum
+of the outputs of every additive site of a lower stage writing into the
+stream the reader reads; a direct port (a head's padding `mask`) reads named
 non-additive input sites. Input sites (embeddings, or a toy model's
 components) read the datum.
 
@@ -17,12 +20,14 @@ in `scrub.adapters.transformer_graph`.
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from scrub.errors import SiteError, did_you_mean
 
-INPUT, HEAD, MLP, OUTPUT = "input", "head", "mlp", "output"
+INPUT, HEAD, ATTN, MLP, OUTPUT = "input", "head", "attn", "mlp", "output"
+RESIDUAL = "resid"  # the stream every site writes into and reads unless its graph says otherwise
 
 # How a reader's positions map to the upstream positions it depends on:
 OWN = "own"  # the reader's own positions (queries, MLP and output inputs)
@@ -55,6 +60,8 @@ class Site:
     additive: bool = True
     description: str = ""
     positional: bool = True  # claims may name positions of it (False: claimed as a whole, e.g. a padding mask)
+    reads: str = RESIDUAL  # the stream its additive ports read
+    writes: str = RESIDUAL  # the stream its output adds into (a glue site's name for heads under a post-norm)
 
 
 IN = Port("in", OWN, description="the residual stream at the reader's own positions")
@@ -86,6 +93,7 @@ class ModelGraph:
         self.causal = causal
         self.notes = tuple(notes)
         self._upstream: dict[tuple[str, str], tuple[Site, ...]] = {}
+        self._reach: dict[tuple[str, str], bool] = {}
 
     @property
     def output(self) -> Site:
@@ -127,7 +135,7 @@ class ModelGraph:
             if p.sources:
                 ups = tuple(self.by_name[n] for n in p.sources if n in self.by_name)
             else:
-                ups = tuple(s for s in self.sites if s.additive and s.stage < site.stage)
+                ups = tuple(s for s in self.sites if s.additive and s.stage < site.stage and s.writes == site.reads)
             self._upstream[key] = ups
         return self._upstream[key]
 
@@ -144,17 +152,34 @@ class ModelGraph:
         """The site that names the residual stream `site` reads: every reader of one stage reads the
         same sum, so all heads of a layer share one name (and one tensor) for it."""
         for s in self.sites:
-            if s.stage == site.stage and s.ports:
+            if s.stage == site.stage and s.ports and s.reads == site.reads:
                 return s
         return site
 
     def can_reach(self, lower: Site, upper: Site) -> bool:
         """True when some chain of edges leads from `lower` into `upper`."""
+        key = (lower.name, upper.name)
+        if key not in self._reach:
+            self._reach[key] = self._can_reach(lower, upper)
+        return self._reach[key]
+
+    def _can_reach(self, lower: Site, upper: Site) -> bool:
         if lower.additive:
-            return lower.stage < upper.stage and bool(upper.ports)
-        # a non-additive input (a padding mask) reaches the sites reading it directly and every site above one
-        readers = [s for s in self.sites if any(lower.name in self.ports[p].sources for p in s.ports)]
-        return any(r.name == upper.name or r.stage < upper.stage for r in readers)
+            readers = [s for s in self.sites if s.ports and s.reads == lower.writes and s.stage > lower.stage]
+        else:  # a non-additive input (a padding mask) reaches the sites reading it directly
+            readers = [s for s in self.sites if any(lower.name in self.ports[p].sources for p in s.ports)]
+        return any(r.name == upper.name or (r.stage < upper.stage and self.can_reach(r, upper)) for r in readers)
+
+    def not_an_input(self, reader: Site, up: Site, port: Optional[str]) -> str:
+        """Why `up` is not read by `reader` (through `port`), for error messages."""
+        if not reader.ports:
+            return f"{reader.name} reads no inputs"
+        through = f" through port {port!r}" if port else ""
+        if up.additive and up.writes != reader.reads and up.stage < reader.stage:
+            return (f"{up.name} is not an input of {reader.name}{through}: its output goes into {up.writes}, "
+                    f"not into the stream {reader.name} reads, so paths from it pass through {up.writes} "
+                    f"(e.g. '{reader.name} <- {up.writes} <- {up.name}', or '{reader.name} <- ... <- {up.name}')")
+        return f"{up.name} is not an input of {reader.name}{through} (a site reads only sites of earlier layers)"
 
     def table(self) -> str:
         """A readable listing of every site, for users writing hypotheses."""
@@ -163,7 +188,7 @@ class ModelGraph:
             rows.append((s.name, s.kind, ", ".join(s.ports) or "-", s.description))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
-        return text + "".join("\n\n" + n for n in self.notes)
+        return text + "".join("\n\n" + textwrap.fill(n, 100) for n in self.notes)
 
     def __repr__(self) -> str:
         return f"ModelGraph({len(self.sites)} sites: {', '.join(s.name for s in self.sites[:6])}, ...)"

@@ -33,27 +33,35 @@ from hypotheses.paths import ANY_CHAIN, ANY_ONE
 @dataclass(frozen=True)
 class RSite:
     name: str
-    kind: str  # input / head / mlp / output
+    kind: str  # input / head / attn / mlp / output
     stage: int
     layer: Optional[int] = None
     head: Optional[int] = None
     additive: bool = True
+    reads: str = "resid"  # the sum its inputs are read from
+    writes: str = "resid"  # the sum its output is added to
 
     def ports(self, padded: bool) -> tuple:
         if self.kind == "head":
             return ("q", "k", "v", "mask") if padded else ("q", "k", "v")
-        return ("in",) if self.kind in ("mlp", "output") else ()
+        return ("in",) if self.kind in ("attn", "mlp", "output") else ()
 
 
-def transformer_sites(n_layers, n_heads, has_mlp, padded):
-    sites = [RSite("embed", "input", 0), RSite("pos_embed", "input", 0)]
+def transformer_sites(n_layers, n_heads, has_mlp, padded, pos_embed=True, parallel=False, attn_sum=False):
+    """Sites of a residual transformer. parallel: the MLP reads the block input (beside the heads);
+    attn_sum: the heads of layer L add into attn.L (a norm of their sum), which alone adds to the residual."""
+    sites = [RSite("embed", "input", 0)] + ([RSite("pos_embed", "input", 0)] if pos_embed else [])
     if padded:
         sites.append(RSite("pad_mask", "input", 0, additive=False))
     for L in range(n_layers):
-        sites += [RSite(f"head.{L}.{h}", "head", 2 * L + 1, L, h) for h in range(n_heads)]
+        heads_stage = 3 * L + 1
+        writes = f"attn.{L}" if attn_sum else "resid"
+        sites += [RSite(f"head.{L}.{h}", "head", heads_stage, L, h, writes=writes) for h in range(n_heads)]
+        if attn_sum:
+            sites.append(RSite(f"attn.{L}", "attn", heads_stage + 1, L, reads=writes))
         if has_mlp:
-            sites.append(RSite(f"mlp.{L}", "mlp", 2 * L + 2, L))
-    sites.append(RSite("output", "output", 2 * n_layers + 1))
+            sites.append(RSite(f"mlp.{L}", "mlp", heads_stage if parallel else heads_stage + 2, L))
+    sites.append(RSite("output", "output", 3 * n_layers + 1))
     return sites
 
 
@@ -119,30 +127,43 @@ class ScrubTransformerOps:
 
 
 class BridgeOps:
-    """A TransformerLens 4 bridge: only full-model hooks; per-head inputs are
-    emulated with one forward pass per input (reading that head's q, k or v)
-    and one more that writes them."""
+    """A TransformerLens 4 bridge, driven only through full forward passes with hooks: per-head inputs
+    are emulated with one forward pass per input (reading that head's query, or its key/value head's key
+    and value) and one more that writes them. The class attributes state the family's architecture, by
+    hand, for the judge (nothing is read from scrub's adapter); this base is GPT-2-shaped."""
 
     positional = True
+    pos_embed = True  # a learned positional embedding
+    parallel = False  # attention and MLP both read the block input
+    attn_sum = False  # a norm follows the attention sum: heads write into attn.L
+    qk_hooks = ("hook_q", "hook_k")  # where a head's query and a key/value head's key can be overwritten
 
     def __init__(self, model):
         self.model = model.eval()
         cfg = model.cfg
         self.padded = False
-        self.sites = transformer_sites(cfg.n_layers, cfg.n_heads, not getattr(cfg, "attn_only", False), False)
+        self.group = cfg.n_heads // (getattr(cfg, "n_key_value_heads", None) or cfg.n_heads)
+        self.mlp_read = "hook_resid_pre" if self.parallel else "hook_resid_mid"
+        self.sites = transformer_sites(cfg.n_layers, cfg.n_heads, not getattr(cfg, "attn_only", False), False,
+                                       self.pos_embed, self.parallel, self.attn_sum)
 
     def plain(self, tokens):
         logits, cache = self.model.run_with_cache(tokens)
-        out = {("out", "embed"): cache["hook_embed"], ("out", "pos_embed"): cache["hook_pos_embed"],
-               ("out", "output"): logits, ("resid", "output"): cache["ln_final.hook_in"]}
+        out = {("out", "embed"): cache["hook_embed"], ("out", "output"): logits,
+               ("resid", "output"): cache["ln_final.hook_in"]}
+        if self.pos_embed:
+            out[("out", "pos_embed")] = cache["hook_pos_embed"]
         for s in self.sites:
             if s.kind == "head":
                 W_O = self.model.blocks[s.layer].attn.W_O[s.head]
                 out[("out", s.name)] = cache[f"blocks.{s.layer}.attn.hook_z"][:, :, s.head] @ W_O
                 out[("resid", s.name)] = cache[f"blocks.{s.layer}.hook_resid_pre"]
+            elif s.kind == "attn":
+                out[("out", s.name)] = cache[f"blocks.{s.layer}.hook_attn_out"]
+                out[("resid", s.name)] = cache[f"blocks.{s.layer}.attn.hook_out"]
             elif s.kind == "mlp":
                 out[("out", s.name)] = cache[f"blocks.{s.layer}.hook_mlp_out"]
-                out[("resid", s.name)] = cache[f"blocks.{s.layer}.hook_resid_mid"]
+                out[("resid", s.name)] = cache[f"blocks.{s.layer}.{self.mlp_read}"]
         return out
 
     def evaluate(self, site, inputs, mask_tokens):
@@ -155,20 +176,78 @@ class BridgeOps:
                 got[name] = act
             return hook
 
+        L = site.layer
         if site.kind == "head":
-            L, h = site.layer, site.head
-            for p in ("q", "k", "v"):
+            h = site.head
+            slots = {"q": (self.qk_hooks[0], h), "k": (self.qk_hooks[1], h // self.group),
+                     "v": ("hook_v", h // self.group)}
+            for p, (name, slot) in slots.items():
                 self.model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{L}.hook_resid_pre", put(inputs[p])),
-                                                             (f"blocks.{L}.attn.hook_{p}", keep(p))])
-            hooks = [(f"blocks.{L}.attn.hook_{p}", put(got[p][:, :, h], h)) for p in ("q", "k", "v")]
+                                                             (f"blocks.{L}.attn.{name}", keep(p))])
+            hooks = [(f"blocks.{L}.attn.{name}", put(got[p][:, :, slot], slot)) for p, (name, slot) in slots.items()]
             hooks.append((f"blocks.{L}.attn.hook_z", keep("z")))
             self.model.run_with_hooks(tokens, fwd_hooks=hooks)
             return got["z"][:, :, h] @ self.model.blocks[L].attn.W_O[h]
-        if site.kind == "mlp":
-            self.model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{site.layer}.hook_resid_mid", put(inputs["in"])),
-                                                         (f"blocks.{site.layer}.hook_mlp_out", keep("o"))])
+        if site.kind in ("attn", "mlp"):
+            write, read = (("attn.hook_out", "hook_attn_out") if site.kind == "attn" else
+                           (self.mlp_read, "hook_mlp_out"))
+            self.model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{L}.{write}", put(inputs["in"])),
+                                                         (f"blocks.{L}.{read}", keep("o"))])
             return got["o"]
         return self.model.run_with_hooks(tokens, fwd_hooks=[("ln_final.hook_in", put(inputs["in"]))])
+
+
+class GPT2Ops(BridgeOps):
+    """GPT-2 from Hugging Face: learned positions, LayerNorm, sequential blocks."""
+
+
+class NeoXOps(BridgeOps):
+    """GPT-NeoX / Pythia: rotary inside attention, attention and MLP in parallel on the block input."""
+
+    pos_embed = False
+    parallel = True
+
+
+class GPTJOps(NeoXOps):
+    """GPT-J: like NeoX, with one LayerNorm shared by attention and MLP (the bridge's own modules apply it)."""
+
+
+class LlamaOps(BridgeOps):
+    """Llama (grouped- and multi-query attention): rotary; queries and keys are written after rotary."""
+
+    pos_embed = False
+    qk_hooks = ("hook_rot_q", "hook_rot_k")
+
+
+class MistralOps(LlamaOps):
+    """Mistral: Llama-shaped, sliding-window attention (the model's own mask in every pass)."""
+
+
+class Qwen2Ops(LlamaOps):
+    """Qwen2: Llama-shaped with q/k/v biases, sliding windows on upper layers."""
+
+
+class OlmoOps(LlamaOps):
+    """OLMo: non-parametric LayerNorm, q/k/v clipping before rotary."""
+
+
+class Gemma2Ops(LlamaOps):
+    """Gemma-2: RMSNorm before and after attention and MLP, soft caps, sliding windows; the heads' sum is
+    normalised before it joins the residual stream (attn.L sites)."""
+
+    attn_sum = True
+
+
+class Olmo2Ops(Gemma2Ops):
+    """OLMo-2: norms only after attention and MLP; one QK-norm over all heads (written after it)."""
+
+
+class Qwen3Ops(LlamaOps):
+    """Qwen3: Llama-shaped with a QK-norm per head (queries and keys written after it)."""
+
+
+class Gemma3Ops(Gemma2Ops):
+    """Gemma-3 (text): Gemma-2's layout with per-head QK-norms and per-layer rotary bases."""
 
 
 class AdditiveOps:
@@ -251,7 +330,7 @@ class Reference:
         plain0 = self.plain(self.ref_idx)
         self.const = {}
         for s in ops.sites:
-            if s.kind in ("head", "mlp", "output"):
+            if s.kind in ("head", "attn", "mlp", "output"):
                 total = sum(plain0[("out", u.name)] for u in self.upstream(s))
                 self.const[s.name] = plain0[("resid", s.name)] - total
 
@@ -265,7 +344,7 @@ class Reference:
     def upstream(self, site, port="in"):
         if port == "mask":
             return [self.sites["pad_mask"]]
-        return [u for u in self.ops.sites if u.additive and u.stage < site.stage]
+        return [u for u in self.ops.sites if u.additive and u.stage < site.stage and u.writes == site.reads]
 
     def plain(self, idx):
         key = tuple(idx.tolist())

@@ -7,6 +7,8 @@ compiler rejects for overlap are skipped by the tests with `assume`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hypothesis import reject
 from hypothesis import strategies as st
 
@@ -32,26 +34,51 @@ def _other(draw, n_pos):
         if n_pos else unconditional()
 
 
-def _readers_below(site, n_layers, n_heads, has_mlp):
-    """Sites `site` can read (for heads: the same set through q, k and v)."""
-    if site == "output":
-        layer_lim, include_mlp_of = n_layers, n_layers
-    elif site.startswith("head."):
-        layer_lim, include_mlp_of = int(site.split(".")[1]), int(site.split(".")[1])
-    else:  # mlp.L reads heads of layer L too
-        L = int(site.split(".")[1])
-        layer_lim, include_mlp_of = L + 1, L
-    out = ["embed", "pos_embed"]
-    for L in range(layer_lim):
-        out += [f"head.{L}.{h}" for h in range(n_heads)]
-        if has_mlp and L < include_mlp_of:
-            out.append(f"mlp.{L}")
-    return out
+@dataclass(frozen=True)
+class Shape:
+    """The site graph of a tiny transformer, as the strategies see it.
+
+    parallel: mlp.L reads the block input (beside the heads of layer L); attn_sum: the heads of layer L
+    write into attn.L, which alone writes into the residual stream."""
+
+    n_layers: int = 2
+    n_heads: int = 2
+    has_mlp: bool = True
+    pos_embed: bool = True
+    parallel: bool = False
+    attn_sum: bool = False
+
+    @property
+    def inputs(self) -> list:
+        return ["embed"] + (["pos_embed"] if self.pos_embed else [])
+
+    def attention(self, layer: int) -> list:
+        """What layer `layer`'s attention adds to the residual stream."""
+        return [f"attn.{layer}"] if self.attn_sum else [f"head.{layer}.{h}" for h in range(self.n_heads)]
+
+    def before(self, layer: int) -> list:
+        """Sites writing into the residual stream below layer `layer`."""
+        out = list(self.inputs)
+        for L in range(layer):
+            out += self.attention(L) + ([f"mlp.{L}"] if self.has_mlp else [])
+        return out
+
+    def readers(self, site: str) -> list:
+        """Sites `site` reads (for heads: the same set through q, k and v)."""
+        if site == "output":
+            return self.before(self.n_layers)
+        kind, layer = site.split(".")[0], int(site.split(".")[1])
+        if kind == "head":
+            return self.before(layer)
+        if kind == "attn":
+            return [f"head.{layer}.{h}" for h in range(self.n_heads)]
+        return self.before(layer) + ([] if self.parallel else self.attention(layer))  # mlp
 
 
 @st.composite
-def hypotheses_for(draw, n_layers=2, n_heads=2, has_mlp=True, n_pos=4, padded=False):
-    """A random valid-looking hypothesis about a tiny transformer."""
+def hypotheses_for(draw, n_layers=2, n_heads=2, has_mlp=True, n_pos=4, padded=False, shape=None):
+    """A random valid-looking hypothesis about a tiny transformer (`shape` overrides the first three)."""
+    shape = shape or Shape(n_layers, n_heads, has_mlp)
     policy = draw(st.sampled_from(["shared", "independent"]))
     counter = [0]
 
@@ -67,8 +94,8 @@ def hypotheses_for(draw, n_layers=2, n_heads=2, has_mlp=True, n_pos=4, padded=Fa
     def children_of(site, depth, parent_is_head):
         if depth >= 3 or site in ("embed", "pos_embed"):
             return []
-        ups = _readers_below(site, n_layers, n_heads, has_mlp)
-        k = draw(st.integers(0, 2 if depth < 2 else 1))
+        ups = shape.readers(site)
+        k = draw(st.integers(0, min(len(ups), 2 if depth < 2 else 1)))
         picked = draw(st.lists(st.sampled_from(ups), min_size=k, max_size=k, unique=True)) if ups else []
         nodes = []
         for up in picked:
@@ -86,11 +113,11 @@ def hypotheses_for(draw, n_layers=2, n_heads=2, has_mlp=True, n_pos=4, padded=Fa
             nodes.append(Node(name(), "." + draw(st.sampled_from(["q", "k", "v"])), _sampler(draw, n_pos)))
         return nodes
 
-    shape = draw(st.sampled_from(["tree", "tree", "tree", "chain", "star"]))
-    if shape == "chain":
-        target = draw(st.sampled_from(["embed", "pos_embed", "head.0.0"]))
+    form = draw(st.sampled_from(["tree", "tree", "tree", "chain", "star"]))
+    if form == "chain":
+        target = draw(st.sampled_from(shape.inputs + ["head.0.0"]))
         kids = [Node(name(), f"output <- ... <- {target}", _sampler(draw, n_pos, allow_shared=False))]
-    elif shape == "star":
+    elif form == "star":
         kids = [Node(name(), "output <- *" + pos_suffix(), _sampler(draw, n_pos, allow_shared=False))]
     else:
         kids = children_of("output", 0, False)

@@ -2,9 +2,10 @@
 TransformerLens hook names where its values live, and small helpers.
 
 Sites: `embed`, `pos_embed` (learned positions only), `pad_mask` (models that
-mask padding keys), `head.L.H` (z @ W_O of one head), `mlp.L`, `output`.
-A head reads q, k and v (and `mask` when padding is masked); keys and values
-are read at every position, or up to the query under causal attention.
+mask padding keys), `head.L.H` (z @ W_O of one head), `attn.L` (models with a
+norm after the attention sum), `mlp.L`, `output`. A head reads q, k and v
+(and `mask` when padding is masked); keys and values are read at every
+position, or up to the query under causal attention.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 
 from scrub.errors import AdapterError, DataError
-from scrub.graph import HEAD, IN, INPUT, KEYS, MLP, OUTPUT, OWN, WHOLE, ModelGraph, Port, Site
+from scrub.graph import ATTN, HEAD, IN, INPUT, KEYS, MLP, OUTPUT, OWN, RESIDUAL, WHOLE, ModelGraph, Port, Site
 
 Q = Port("q", OWN, description="the query input: the residual stream at the head's own positions")
 K = Port("k", KEYS, description="the key input: every position the head attends to")
@@ -25,8 +26,14 @@ MASK = Port("mask", WHOLE, sources=("pad_mask",), description="which keys are pa
 
 
 def transformer_graph(n_layers: int, n_heads: int, has_mlp: bool, pad_mask: bool, causal: bool,
-                      pos_embed: bool = True, notes: tuple[str, ...] = ()) -> ModelGraph:
-    """Sites of a residual transformer: embeddings, heads, MLPs, output."""
+                      pos_embed: bool = True, notes: tuple[str, ...] = (), parallel: bool = False,
+                      attn_sum: bool = False, n_kv_heads: Optional[int] = None) -> ModelGraph:
+    """Sites of a residual transformer: embeddings, heads, MLPs, output.
+
+    parallel: the MLP reads the block's input (GPT-J, NeoX), so `mlp.L` sits at the stage of layer L's heads.
+    attn_sum: a norm follows the attention sum (Gemma-2, OLMo-2), so the heads of layer L write into a glue
+    site `attn.L` (the sum, normalised) and only it writes into the residual stream.
+    n_kv_heads: key/value heads per layer when fewer than query heads (grouped- or multi-query attention)."""
     head_ports = ("q", "k", "v", "mask") if pad_mask else ("q", "k", "v")
     sites = [Site("embed", INPUT, 0, description="token embedding")]
     if pos_embed:
@@ -34,15 +41,36 @@ def transformer_graph(n_layers: int, n_heads: int, has_mlp: bool, pad_mask: bool
     if pad_mask:
         sites.append(Site("pad_mask", INPUT, 0, additive=False, positional=False,
                           description="which keys are padding (read by heads)"))
+    group = n_heads // n_kv_heads if n_kv_heads else 1
+    stage = 1
     for layer in range(n_layers):
+        heads_stage = stage
+        writes = f"attn.{layer}" if attn_sum else RESIDUAL
         for h in range(n_heads):
-            sites.append(Site(f"head.{layer}.{h}", HEAD, 2 * layer + 1, head_ports, layer, h,
-                              description="z @ W_O of this head"))
+            sites.append(Site(f"head.{layer}.{h}", HEAD, heads_stage, head_ports, layer, h,
+                              description=_head_description(layer, h, group, attn_sum), writes=writes))
+        if attn_sum:
+            stage += 1
+            sites.append(Site(f"attn.{layer}", ATTN, stage, ("in",), layer, reads=writes,
+                              description=f"norm(sum of head.{layer}.* + b_O): layer {layer}'s attention output"))
         if has_mlp:
-            sites.append(Site(f"mlp.{layer}", MLP, 2 * layer + 2, ("in",), layer))
-    sites.append(Site("output", OUTPUT, 2 * n_layers + 1, ("in",), description="logits"))
+            if not parallel:
+                stage += 1
+            sites.append(Site(f"mlp.{layer}", MLP, heads_stage if parallel else stage, ("in",), layer,
+                              description="reads the block input (parallel block)" if parallel else ""))
+        stage += 1
+    sites.append(Site("output", OUTPUT, stage, ("in",), description="logits"))
     return ModelGraph(sites, positional=True, n_layers=n_layers, n_heads=n_heads, causal=causal,
                       ports=(IN, Q, K, V, MASK), notes=notes)
+
+
+def _head_description(layer: int, head: int, group: int, attn_sum: bool) -> str:
+    text = "z @ W_O of this head" + (f", into attn.{layer}" if attn_sum else "")
+    if group > 1:
+        first = head // group * group
+        mates = [f"head.{layer}.{m}" for m in range(first, first + group) if m != head]
+        text += f"; k/v from KV head {head // group}, shared with {', '.join(mates)}"
+    return text
 
 
 @dataclass(frozen=True)

@@ -113,11 +113,7 @@ class _Compiler:
                     reader, up = self.graph.site(a.site), self.graph.site(b.site)
                     ports = [a.port] if a.port else list(reader.ports)
                     if not any(up in self.graph.upstream(reader, p) for p in ports):
-                        why = (f"{reader.name} reads no inputs" if not reader.ports else
-                               f"{up.name} is not an input of {reader.name}"
-                               + (f" through port {a.port!r}" if a.port else "")
-                               + " (a site reads only sites of earlier layers)")
-                        raise SiteError(f"{where}: {why}.")
+                        raise SiteError(f"{where}: {self.graph.not_an_input(reader, up, a.port)}.")
             last = hops[-1]
             if last.kind == SITE and self.graph.site(last.site).kind == INPUT and info.node.children:
                 raise HypothesisError(f"{where}: node {name!r} has children but this path ends at the input site "

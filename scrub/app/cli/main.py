@@ -113,6 +113,9 @@ def with_common(fn):
 def cli():
     """Test interpretability hypotheses by causal scrubbing."""
     warnings.simplefilter("ignore", ScrubWarning)  # each command prints them once, as 'warning: ...' lines
+    from scrub.huggingface import offline
+
+    offline()  # before anything imports huggingface_hub: models come from disk, never the network
 
 
 def _load(paths, keep_going: bool = False) -> list:
@@ -360,7 +363,7 @@ def validate(specs, device, debug):
 @click.argument("model")
 @click.option("--debug", is_flag=True)
 def sites(model, debug):
-    """List a model's sites: a bundled name, a checkpoint file, or a spec file."""
+    """List a model's sites: a bundled name, a checkpoint file, a spec file, or a Hugging Face model folder."""
     _guard(debug, _sites, model)
 
 
@@ -384,9 +387,11 @@ def _sites(model: str) -> None:
         from scrub.app.spec.run_spec import load_model
 
         obj = load_model(load_spec(path))
+    elif path.is_dir():
+        obj = scrub.load_hf(path)
     else:
         from scrub.errors import did_you_mean
-        raise ScrubError(f"{model!r} is not a bundled model, a checkpoint or a spec file."
+        raise ScrubError(f"{model!r} is not a bundled model, a checkpoint, a spec file or a model folder."
                          f"{did_you_mean(model, registry.MODELS)} Bundled: {', '.join(registry.MODELS)}.")
     click.echo(scrub.list_sites(obj))
 

@@ -1,6 +1,7 @@
 """Where a spec's model and data come from: `model:` and `data:` kinds, each registered once.
 
-    model: {bundled: induction} | {checkpoint: FILE} | {transformer_lens: NAME}
+    model: {bundled: induction} | {checkpoint: FILE} | {hf: FOLDER-or-NAME, dtype: ...}
+           | {function: package.module.build, args: {...}} | {transformer_lens: NAME}
     data:  {bundled: NAME, args: {...}} | {file: FILE} | {function: package.module.fn, args: {...}}
 
 A source checks its settings when the spec is read (`check`, no loading) and
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-from scrub.errors import DataError, ScrubError, did_you_mean
+from scrub.errors import AdapterError, DataError, ScrubError, did_you_mean
 from scrub.files import load_tensors
 
 from hypotheses.cases import registry as cases
@@ -88,23 +89,58 @@ class CheckpointModel(Source):
         return load_checkpoint((folder / settings["checkpoint"]).resolve())
 
 
-@MODEL_SOURCES.register("transformer_lens")
-class TransformerLensModel(Source):
-    doc = "a TransformerLens bridge booted from a model already in the local Hugging Face cache"
+@MODEL_SOURCES.register("hf")
+class HuggingFaceModel(Source):
+    KEYS = ("dtype",)
+    doc = ("a Hugging Face causal language model as a TransformerLens bridge: a save_pretrained folder (relative to "
+           "the spec's folder) or a name in the local HF cache; never downloads (dtype: float32, bfloat16, ...)")
+
+    @classmethod
+    def check(cls, spec: SpecValue) -> None:
+        from scrub.huggingface import DTYPES
+
+        dtype = spec.get("dtype")
+        if dtype is not None and dtype not in DTYPES:
+            raise spec.error(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}.", "dtype")
 
     @classmethod
     def load(cls, settings: dict, folder: pathlib.Path) -> Any:
-        import os
+        from scrub.huggingface import load_hf
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download at run time
-        from transformer_lens.model_bridge import TransformerBridge
+        name = settings[cls.spec_name]
+        beside = folder / name
+        return load_hf(beside if beside.exists() else name, dtype=settings.get("dtype"))
 
-        name = settings["transformer_lens"]
+
+@MODEL_SOURCES.register("transformer_lens")
+class TransformerLensModel(HuggingFaceModel):
+    KEYS = ()
+    doc = "the same as hf: a model name in the local Hugging Face cache (or a folder), as a TransformerLens bridge"
+
+
+@MODEL_SOURCES.register("function")
+class ModelFunction(Source):
+    KEYS = ("args",)
+    doc = ("a function named by import path (modules beside the spec can be named) returning a model scrub can "
+           "adapt: a TransformerBridge, a HookedRootModule, a ScrubTransformer, or an adapter such as "
+           "scrub.additive(...)")
+
+    @classmethod
+    def check(cls, spec: SpecValue) -> None:
+        callable_object(spec, "function", what="model function")
+
+    @classmethod
+    def load(cls, settings: dict, folder: pathlib.Path) -> Any:
+        from hypotheses.registry import import_object
+        from scrub.adapters import adapt
+
+        name = settings["function"]
         try:
-            return TransformerBridge.boot_transformers(name)
-        except Exception as exc:  # noqa: BLE001 - the hub/transformers raise many kinds
-            raise ScrubError(f"{name!r} is not available locally ({type(exc).__name__}); scrub does not download "
-                             "models. Cache it with transformers beforehand, or save a checkpoint.") from None
+            model = import_object(name)(**settings.get("args", {}))
+        except TypeError as exc:
+            raise AdapterError(f"calling {name}: {exc}") from None
+        adapt(model)  # refuse, located in the spec, what scrub cannot adapt
+        return model
 
 
 # --- data ---------------------------------------------------------------------------------
