@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from scrub.errors import AdapterError, DataError, ScrubError, did_you_mean
+from scrub.errors import AdapterError, DataError, did_you_mean
 from scrub.files import load_tensors
 
 from hypotheses.cases import registry as cases
