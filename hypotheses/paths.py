@@ -122,7 +122,10 @@ def hops_within(child: tuple[Hop, ...], parent: tuple[Hop, ...]) -> bool:
     if len(child) < n or child[: n - 2] != parent[: n - 2]:
         return False
     mine, theirs = child[n - 2], parent[n - 2]
-    return mine == theirs or (theirs.port is None and replace(mine, port=None) == theirs)
+    if not (mine == theirs or (theirs.port is None and replace(mine, port=None) == theirs)):
+        return False
+    first, last = child[n - 1], parent[n - 1]  # the child's next hop must be able to land on the parent's last
+    return first.kind != SITE or last.kind != SITE or first.site == last.site
 
 
 def _check_path(path: Path) -> None:

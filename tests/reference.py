@@ -212,10 +212,15 @@ class Step:
     pos: int
 
 
+WHOLE_SITES = {"pad_mask"}  # read whole: a hop that names positions never lands on one
+
+
 def _hop_fits(hop, step, has_next):
     if hop.kind == ANY_CHAIN:
         return True
     if hop.kind == "site" and hop.site != step.site:
+        return False
+    if hop.positions is not None and step.site in WHOLE_SITES:
         return False
     if hop.positions is not None and step.pos is not None and step.pos not in hop.positions:
         return False

@@ -159,6 +159,8 @@ class _Compiler:
         if hop.kind == ANY_CHAIN:  # `...` consumes this copy, or matches nothing and the next hop must match
             return [(j, None)] + self._match_at(pat, j + 1, up)
         if hop.kind == ANY_ONE or hop.site == up.name:
+            if hop.positions is not None and not up.positional:
+                return []  # `*@p` names positions; a site read whole (a padding mask) has none
             return [(j, hop.positions)]
         return []
 
@@ -380,13 +382,32 @@ class _Compiler:
             if isinstance(value, Plain) and positions is None:
                 votes[value.role] = votes.get(value.role, 0) + 1
         base = max(votes, key=lambda r: (votes[r], r == default_role)) if votes else default_role
-        terms: list[Term] = []
+        parts, terms = self._whole_inputs(site, parts, base)
         for up, positions, value in parts:
             if isinstance(value, Rewritten):
                 terms += rewrite_terms(value, Plain("out", up.name, base), positions)
             elif value != Plain("out", up.name, base):
                 terms.append(Term(value, Plain("out", up.name, base), positions))
         return InputExpr(Plain("resid", self.graph.read_point(site).name, base), tuple(terms))
+
+    def _whole_inputs(self, site: Site, parts, base: int) -> tuple[list, list[Term]]:
+        """Where every upstream site is plain on one role at the same positions (a claim of the whole input at
+        some positions, e.g. one node per position), one residual term replaces a term per upstream site: the
+        residual is the sum of the upstream outputs plus constants, which cancel in the difference."""
+        by_class: dict = {}
+        for up, positions, value in parts:
+            if isinstance(value, Plain) and value.role != base:
+                by_class.setdefault((value.role, positions), set()).add(up.name)
+        n_up = len({up.name for up, _, _ in parts})
+        whole = {k for k, ups in by_class.items() if len(ups) == n_up}
+        if not whole:
+            return parts, []
+        resid = self.graph.read_point(site).name
+        terms = [Term(Plain("resid", resid, role), Plain("resid", resid, base), positions)
+                 for role, positions in sorted(whole, key=repr)]
+        rest = [(up, positions, value) for up, positions, value in parts
+                if not (isinstance(value, Plain) and (value.role, positions) in whole)]
+        return rest, terms
 
     def _direct_role(self, site: Site, port: str, ctx: Ctx, matches: frozenset, path_key: str, positions) -> int:
         """The datum whose model inputs a direct (non-additive) port reads, e.g. the tokens a padding mask
