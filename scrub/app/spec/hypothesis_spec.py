@@ -10,7 +10,7 @@
             - name: previous token
               paths: .k <- head.0.2
               sampler: {agree: {token_at: -2}}
-            - each_position: 0:4             # one node per position; {i} is the position
+            - each_position: "0:4"           # one node per position; {i} is the position
               name: value at {i}
               paths: .v <- *@{i}
               rewrite: {estimate: zero, residual: drop}   # the site computes an estimate (here: 0)
@@ -64,7 +64,7 @@ def _children(doc: Located, key: Key, spec: dict) -> tuple[Node, ...]:
             positions = position_groups.positions_of(child[position_groups.KEY])
             if positions is None:
                 raise doc.error(ckey + (position_groups.KEY,), "each_position must be a position, a list of "
-                                "positions, or a range 'start:stop' (e.g. 0:42).")
+                                "positions, or a range 'start:stop' (e.g. '0:42'). " + position_groups.BASE_60_HINT)
             template = {k: v for k, v in child.items() if k != position_groups.KEY}
             out += [_node(doc, ckey, spec=position_groups.fill(template, p)) for p in positions]
         else:

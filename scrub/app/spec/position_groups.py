@@ -1,7 +1,7 @@
 """`each_position:` entries in a spec's children: one entry for a node per position.
 
     children:
-      - each_position: 0:42                 # or a list [0, 1, 5], or one position
+      - each_position: "0:42"               # or a list [0, 1, 5], or one position
         name: 2.1 reads position {i}
         paths: "*@{i}"
         sampler: {agree: {function: hypotheses.cases.paren.features.horizon_class, per: batch, args: ["{i}"]}}
@@ -22,12 +22,17 @@ KEY = "each_position"
 _SENTINEL = 918273645  # a position no model has: marks where the position goes in a template
 
 
+BASE_60_HINT = ("YAML reads an unquoted 3:10 as the base-60 number 190: quote a range ('3:10'), and write one "
+                "position of 60 or more as a list ([190]).")
+
+
 def positions_of(value: Any) -> Optional[tuple[int, ...]]:
-    """The positions an `each_position` value names, or None if it is not one of its forms."""
+    """The positions an `each_position` value names, or None if it is not one of its forms. A bare number
+    of 60 or more is refused: it is what YAML makes of an unquoted range like 3:10."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return (value,)
+        return (value,) if 0 <= value < 60 else None
     if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return tuple(value)
     if isinstance(value, str) and value.count(":") == 1:
