@@ -8,11 +8,13 @@ Protocol, as in the original: the sampling pool is the whole data set (100,000
 strings); each seed draws its own 4000 reference data with replacement from
 it, and every conditional draw comes from the whole pool. The number is the
 mean 2-class cross-entropy at position 0 (the BCE of the balanced-minus-
-unbalanced logit difference). Prints the table; for the external model writes
-docs/case-studies/redwood-paren.json
-(`{experiment: {data set: {mean, std, seeds}}}`, std over seeds) and the
-table block of docs/case-studies/paren.md; for ours, that page's `ours` block.
-Needs the shared paren-balancer folder (`$SCRUB_PAREN_DIR`).
+unbalanced logit difference). Prints the table; for the external model
+updates docs/case-studies/redwood-paren.json
+(`{experiment: {data set: {mean, std, seeds}}}`, std over seeds; the data
+sets run replace theirs, others are kept) and writes the table of every data
+set in it into docs/case-studies/paren.md (block `reproduced`); for ours,
+that page's `ours` block. Needs the shared paren-balancer folder
+(`$SCRUB_PAREN_DIR`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ DATA_NAMES = {"redwood": "Redwood set", "curriculum": "curriculum set"}
 
 
 def run(model, which: str, names: list[str], n: int, seeds: list[int]) -> dict:
-    """{experiment: {"mean", "std", "seeds", "se"}} for one data set (se: the mean single-run standard error)."""
+    """{experiment: {"mean", "std", "seeds"}} for one data set (std: over seeds, each with its own reference
+    data, so it is a single run's standard error)."""
     data = paren.load_external_data(which)
     hypotheses = [EXPERIMENTS[k]() for k in names]
     per_seed: dict[str, list] = {k: [] for k in names}
@@ -45,32 +48,40 @@ def run(model, which: str, names: list[str], n: int, seeds: list[int]) -> dict:
         evaluations = evaluate_many(model, hypotheses, data, ClassificationLoss(0), seeds=[seed], reference=n,
                                     reference_seed=seed, distances=[])
         for k, ev in zip(names, evaluations):
-            loss = ev.scrub_loss[0].double()
-            per_seed[k].append((loss.mean().item(), (loss.std() / len(loss) ** 0.5).item()))
+            per_seed[k].append(ev.scrub_loss[0].double().mean().item())
         print(f"  {which}, seed {seed}: {time.time() - start:.0f}s", flush=True)
-    out = {}
-    for k, vals in per_seed.items():
-        means = [m for m, _ in vals]
-        out[k] = {"mean": statistics.fmean(means), "std": statistics.stdev(means) if len(means) > 1 else 0.0,
-                  "seeds": means, "se": statistics.fmean(s for _, s in vals)}
-    return out
+    return {k: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "seeds": v}
+            for k, v in per_seed.items()}
 
 
-def table(results: dict, names: list[str], n: int, seeds: list[int]) -> str:
-    sets = list(results)
-    header = ["experiment", "published (4 SE)"] + [f"{DATA_NAMES[w]}: mean (sd over seeds; one run's SE)"
-                                                   for w in sets]
+def table(results: dict, n: int, seeds: list[int]) -> str:
+    """results: {data set: {experiment: {mean, std, seeds}}}."""
+    sets = [w for w in DATA_NAMES if w in results]
+    names = [k for k in EXPERIMENTS if any(k in results[w] for w in sets)]
+    header = ["experiment", "published (± 4 SE)"] + [f"{DATA_NAMES[w]}: mean (sd over seeds)" for w in sets]
     rows = []
     for k in names:
         target, se = PUBLISHED[k]
-        row = [EXPERIMENTS[k]().name, f"{target:.3g} (±{4 * se:.2g})"]
-        for w in sets:
-            r = results[w][k]
-            row.append(f"{r['mean']:.3f} ({r['std']:.3f}; {r['se']:.3f})")
+        row = [EXPERIMENTS[k]().name, f"{target:.3g} (± {4 * se:.2g})"]
+        row += [f"{results[w][k]['mean']:.3f} ({results[w][k]['std']:.3f})" if k in results[w] else "-" for w in sets]
         rows.append(row)
-    note = (f"_{n} reference data per seed, seeds {seeds}, drawn with replacement from the whole data set "
-            "(100,000 strings, also the pool of every conditional draw); mean 2-class cross-entropy at position 0._")
+    note = (f"_{n} reference data per seed, seeds {seeds}, each seed drawing its own reference data with "
+            "replacement from the whole data set (100,000 strings, also the pool of every conditional draw); "
+            "mean 2-class cross-entropy at position 0._")
     return note + "\n\n" + markdown_table(rows, header)
+
+
+def update_record(path: pathlib.Path, results: dict) -> dict:
+    """The JSON record with these data sets' results put in (other data sets' kept); as {data set: ...}."""
+    record = json.loads(path.read_text()) if path.exists() else {}
+    for which, by_experiment in results.items():
+        for k, r in by_experiment.items():
+            record.setdefault(k, {})[which] = r
+    record = {k: record[k] for k in EXPERIMENTS if k in record}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {path}")
+    return {w: {k: record[k][w] for k in record if w in record[k]} for w in DATA_NAMES
+            if any(w in by_set for by_set in record.values())}
 
 
 def main() -> None:
@@ -89,20 +100,15 @@ def main() -> None:
     seeds = list(range(args.seeds))
     start = time.time()
     results = {which: run(model, which, args.experiments, args.n, seeds) for which in args.data}
-    text = table(results, args.experiments, args.n, seeds)
-    print(text)
+    print(table(results, args.n, seeds))
     print(f"total {time.time() - start:.0f}s")
     if args.no_write:
         return
     if args.model == "external":
-        record = {k: {w: {f: results[w][k][f] for f in ("mean", "std", "seeds")} for w in args.data}
-                  for k in args.experiments}
-        path = DOCS / "redwood-paren.json"
-        path.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"wrote {path}")
-        put_block(DOCS / "paren.md", "reproduced", text)
+        everything = update_record(DOCS / "redwood-paren.json", results)
+        put_block(DOCS / "paren.md", "reproduced", table(everything, args.n, seeds))
     else:
-        put_block(DOCS / "paren.md", "ours", text)
+        put_block(DOCS / "paren.md", "ours", table(results, args.n, seeds))
 
 
 if __name__ == "__main__":
