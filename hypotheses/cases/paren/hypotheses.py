@@ -130,6 +130,22 @@ def exp_4() -> Hypothesis:
               count_head_reads_position_1("2.0", phi=True), horizon_head(adjusted=True, per_position_classes=True))
 
 
+def direct_paths(name: str, sites: list[str]) -> Hypothesis:
+    """Only these sites' direct paths to the output at position 0 matter, exactly (a probe of where the class is
+    written, not one of the original experiments)."""
+    return _h(name, Node("written at 0", [f"output <- {s}@0" for s in sites]))
+
+
+HEADS = [f"head.{layer}.{h}" for layer in range(3) for h in range(2)]
+MLPS = ["mlp.0", "mlp.1", "mlp.2"]
+PROBES = {
+    "heads 1.0, 2.0, 2.1": lambda: direct_paths("heads 1.0, 2.0, 2.1", ["head.1.0", "head.2.0", "head.2.1"]),
+    "all six heads": lambda: direct_paths("all six heads", HEADS),
+    "the three MLPs": lambda: direct_paths("the three MLPs", MLPS),
+    "heads 1.0, 2.0, 2.1 and the MLPs": lambda: direct_paths("heads 1.0, 2.0, 2.1 and the MLPs",
+                                                             ["head.1.0", "head.2.0", "head.2.1"] + MLPS),
+}
+
 EXPERIMENTS = {"0a": exp_0a, "0b": exp_0b, "1a": exp_1a, "1b": exp_1b, "2a": exp_2a, "2b": exp_2b, "3a": exp_3a,
                "3b": exp_3b, "4": exp_4}
 # The published losses (the original code's `check_loss` targets) and its standard errors (4 of them: its check).
