@@ -75,12 +75,12 @@ def table(results: dict, n: int, seeds: list[int]) -> str:
 
 def direct_paths_table(n: int, seeds: list[int]) -> str:
     models = {"external": paren.load_external_model(), "ours": paren.load_model()}
-    results = {m: run(model, "redwood", list(PROBES), n, seeds, PROBES) for m, model in models.items()}
-    rows = [[k] + [f"{results[m][k]['mean']:.3f} ({results[m][k]['std']:.3f})" for m in models] for k in PROBES]
+    builders = {"everything (0a)": EXPERIMENTS["0a"], **PROBES, "nothing (0b)": EXPERIMENTS["0b"]}
+    results = {m: run(model, "redwood", list(builders), n, seeds, builders) for m, model in models.items()}
+    rows = [[k] + [f"{results[m][k]['mean']:.3f} ({results[m][k]['std']:.3f})" for m in models] for k in builders]
     note = (f"_Loss when only these sites' direct paths to position 0 are kept exact and everything else is "
             f"resampled (one datum); the Redwood set, {n} reference data per seed, seeds {seeds}; mean (sd over "
-            "seeds). The model's own loss is 0.000 for both, everything resampled about 4.3 (external) and 4.0 "
-            "(ours)._")
+            "seeds)._")
     return note + "\n\n" + markdown_table(rows, ["direct paths kept", "external model", "our model"])
 
 
