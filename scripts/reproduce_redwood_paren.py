@@ -4,6 +4,7 @@
     python scripts/reproduce_redwood_paren.py --model ours    # our own trained model, same hypotheses
     python scripts/reproduce_redwood_paren.py --n 1000 --seeds 1 --data redwood --experiments 1a 1b --no-write
     python scripts/reproduce_redwood_paren.py --direct-paths  # where each model writes the class (both models)
+    python scripts/reproduce_redwood_paren.py --float32-ties  # 3b and 4 with the original's float32 ties
 
 Protocol, as in the original: the sampling pool is the whole data set (100,000
 strings); each seed draws its own 4000 reference data with replacement from
@@ -15,7 +16,9 @@ updates docs/case-studies/redwood-paren.json
 sets run replace theirs, others are kept) and writes the table of every data
 set in it into docs/case-studies/paren.md (block `reproduced`); for ours,
 that page's `ours` block. `--direct-paths` scores, on both models, claims of
-a few sites' direct paths to position 0 (block `direct-paths`). Needs the
+a few sites' direct paths to position 0 (block `direct-paths`);
+`--float32-ties` scores 3b and 4 with the adjusted proportion's exact ties
+rounded as the original's float32 code rounds them (block `ties`). Needs the
 shared paren-balancer folder (`$SCRUB_PAREN_DIR`).
 """
 
@@ -31,7 +34,7 @@ import torch
 
 from doc_blocks import put_block
 from hypotheses.cases import paren
-from hypotheses.cases.paren.hypotheses import EXPERIMENTS, PROBES, PUBLISHED
+from hypotheses.cases.paren.hypotheses import EXPERIMENTS, FLOAT32_TIES, PROBES, PUBLISHED
 from metrics import ClassificationLoss, evaluate_many
 from scrub.app.report import markdown_table
 
@@ -84,6 +87,16 @@ def direct_paths_table(n: int, seeds: list[int]) -> str:
     return note + "\n\n" + markdown_table(rows, ["direct paths kept", "external model", "our model"])
 
 
+def float32_ties_table(data_sets: list[str], n: int, seeds: list[int]) -> str:
+    model = paren.load_external_model()
+    results = {w: run(model, w, list(FLOAT32_TIES), n, seeds, FLOAT32_TIES) for w in data_sets}
+    rows = [[FLOAT32_TIES[k]().name, f"{PUBLISHED[k][0]:.3g}"] +
+            [f"{results[w][k]['mean']:.3f} ({results[w][k]['std']:.3f})" for w in data_sets] for k in FLOAT32_TIES]
+    note = (f"_External model, {n} reference data per seed, seeds {seeds}; mean (sd over seeds)._")
+    return note + "\n\n" + markdown_table(rows, ["experiment", "published"] +
+                                           [f"{DATA_NAMES[w]}: mean (sd)" for w in data_sets])
+
+
 def update_record(path: pathlib.Path, results: dict) -> dict:
     """The JSON record with these data sets' results put in (other data sets' kept); as {data set: ...}."""
     record = json.loads(path.read_text()) if path.exists() else {}
@@ -106,18 +119,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only; leave the JSON and the page alone")
     parser.add_argument("--direct-paths", action="store_true", help="only the direct-path probes, both models")
+    parser.add_argument("--float32-ties", action="store_true", help="only 3b and 4 with float32 ties")
     args = parser.parse_args()
+    seeds = list(range(args.seeds))
     torch.set_grad_enabled(False)
     if not paren.external_available():
         raise SystemExit(f"the shared paren-balancer folder is not at {paren.shared_dir()}; set {paren.ENV_VAR}.")
-    if args.direct_paths:
-        text = direct_paths_table(args.n, list(range(args.seeds)))
-        print(text)
-        if not args.no_write:
-            put_block(DOCS / "paren.md", "direct-paths", text)
-        return
+    for flag, block, make in (("direct_paths", "direct-paths", lambda: direct_paths_table(args.n, seeds)),
+                              ("float32_ties", "ties", lambda: float32_ties_table(args.data, args.n, seeds))):
+        if getattr(args, flag):
+            text = make()
+            print(text)
+            if not args.no_write:
+                put_block(DOCS / "paren.md", block, text)
+            return
     model = paren.load_external_model() if args.model == "external" else paren.load_model()
-    seeds = list(range(args.seeds))
     start = time.time()
     results = {which: run(model, which, args.experiments, args.n, seeds) for which in args.data}
     print(table(results, args.n, seeds))

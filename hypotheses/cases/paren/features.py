@@ -28,6 +28,7 @@ Each feature takes a `scrub.Dataset` (so spec files name it as
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from functools import lru_cache
 
@@ -191,6 +192,70 @@ def adjusted_open_proportion(data, masses=None) -> np.ndarray:
 def adjusted_above_half(data) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         return adjusted_open_proportion(data) > 0.5
+
+
+def key_weights_float32(state_dict) -> Tensor:
+    """Per-key weights `(43, 42, 42)` of the adjusted proportion computed the way the original code does, in
+    float32: softmax of the idealised scores, every bracket key given its group's mean attention, renormalised.
+    Ties (an exact 1/2) then come out a rounding error above or below 1/2, by an order of operations no
+    other implementation reproduces; this exists to measure how much that matters (3b, 4 with 'float32 ties')."""
+    sd = {k: v.float() for k, v in state_dict.items()}
+    W_E, W_pos = sd["embed.W_E"], sd["pos_embed.W_pos"][:N_CTX]
+    ln = lambda x: torch.nn.functional.layer_norm(x, (x.shape[-1],), sd["blocks.0.ln1.w"],  # noqa: E731
+                                                  sd["blocks.0.ln1.b"], 1e-5)
+    emb = ln(W_pos[:, None, :] + W_E[None, :, :])
+    L = torch.arange(N_CTX + 1)[:, None, None]
+    pos = torch.arange(N_CTX)[None, :, None]
+
+    def idealised(bracket: Tensor) -> Tensor:
+        x = torch.where(pos < L, bracket[None], emb[None, :, PAD])
+        x = torch.where(pos == 0, emb[None, :, START], x)
+        return torch.where(pos == L - 1, emb[None, :, END], x)
+
+    q = torch.einsum("hd,lqd->lqh", sd["blocks.0.attn.W_Q"][0].T, idealised(emb[:, OPEN])) + sd["blocks.0.attn.b_Q"][0]
+    k = torch.einsum("hd,lkd->lkh", sd["blocks.0.attn.W_K"][0].T,
+                     idealised(emb[:, [OPEN, CLOSE]].mean(1))) + sd["blocks.0.attn.b_K"][0]
+    scores = torch.einsum("lqh,lkh->lqk", q, k)
+    key = torch.arange(N_CTX)[None, None, :]
+    scores = (torch.where(key >= L, scores - 10_000, scores) / q.shape[-1] ** 0.5).numpy()
+    e = np.exp(scores - scores.max(-1, keepdims=True))
+    attn = e / e.sum(-1, keepdims=True)  # float32, as scipy's softmax on float32 input
+    bracket = ((key >= 1) & (key <= L - 2)).expand(N_CTX + 1, N_CTX, N_CTX)
+    before = bracket & (key < pos)
+    weights = torch.zeros(attn.shape)
+    for group in (before, bracket & ~before):
+        g = group.numpy()
+        with warnings.catch_warnings():  # an empty group's mean is NaN, then 0
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = attn.mean(-1, keepdims=True, where=g)
+        weights += torch.from_numpy(np.where(g, np.nan_to_num(mean, nan=0.0), 0.0).astype(np.float32))
+    return weights / weights.sum(-1, keepdim=True)
+
+
+@lru_cache(maxsize=1)
+def external_key_weights_float32() -> Tensor:
+    from hypotheses.cases.paren.model import load_external_model
+    return key_weights_float32(load_external_model().state_dict())
+
+
+def float32_above_half(data) -> np.ndarray:
+    """Adjusted proportion above 1/2 with the original's float32 arithmetic (see `key_weights_float32`)."""
+    tokens = _tokens(data)
+    weights = external_key_weights_float32()[(tokens != PAD).sum(1)]  # (N, q, k)
+    p = (weights * (tokens == OPEN)[:, None, :].float()).sum(-1).numpy()
+    with np.errstate(invalid="ignore"):
+        return p > 0.5
+
+
+def float32_horizon_class(data, i: int) -> np.ndarray:
+    """`adjusted_horizon_class` with the original's float32 ties (a comparison, not a hypothesis we hold)."""
+    return _classes(_tokens(data).numpy(), float32_above_half(data), int(i))
+
+
+def float32_horizon_test(data) -> np.ndarray:
+    tokens = _tokens(data).numpy()
+    above = float32_above_half(data)
+    return np.stack([_classes(tokens, above, i) >= 0 for i in range(tokens.shape[1])], 1).all(1)
 
 
 # --- experiment 2b's estimate ---------------------------------------------------------------------
