@@ -5,6 +5,7 @@
     python scripts/reproduce_redwood_paren.py --n 1000 --seeds 1 --data redwood --experiments 1a 1b --no-write
     python scripts/reproduce_redwood_paren.py --direct-paths  # where each model writes the class (both models)
     python scripts/reproduce_redwood_paren.py --float32-ties  # 3b and 4 with the original's float32 ties
+    python scripts/reproduce_redwood_paren.py --facts         # the data facts the page quotes
 
 Protocol, as in the original: the sampling pool is the whole data set (100,000
 strings); each seed draws its own 4000 reference data with replacement from
@@ -18,7 +19,8 @@ set in it into docs/case-studies/paren.md (block `reproduced`); for ours,
 that page's `ours` block. `--direct-paths` scores, on both models, claims of
 a few sites' direct paths to position 0 (block `direct-paths`);
 `--float32-ties` scores 3b and 4 with the adjusted proportion's exact ties
-rounded as the original's float32 code rounds them (block `ties`). Needs the
+rounded as the original's float32 code rounds them (block `ties`); `--facts`
+counts what the page quotes about the Redwood set (block `facts`). Needs the
 shared paren-balancer folder (`$SCRUB_PAREN_DIR`).
 """
 
@@ -97,6 +99,32 @@ def float32_ties_table(data_sets: list[str], n: int, seeds: list[int]) -> str:
                                            [f"{DATA_NAMES[w]}: mean (sd)" for w in data_sets])
 
 
+def facts_text() -> str:
+    """Facts about the Redwood set and the external model that the page's explanations rest on."""
+    from hypotheses.cases.paren import features as F
+
+    data, model = paren.load_external_data("redwood"), paren.load_external_model()
+    ld = paren.classify(model, data.inputs).double()
+    ld = ld[:, 1] - ld[:, 0]  # balanced minus unbalanced
+    balanced = data.labels.double()
+    share = balanced.mean()
+    softplus = torch.nn.functional.softplus
+    random_expectation = (share * softplus(-ld) + (1 - share) * softplus(ld)).mean().item()
+    ties = F.adjusted_ties(data)
+    left_to_right = torch.tensor([paren.elevation_never_negative(s) for s in data.raw]).numpy()
+    failing = (data.labels.numpy() == 1) & ~F.float32_horizon_test(data)
+    lines = [
+        f"the random baseline's expectation over every pair of datum and label: {random_expectation:.3f}",
+        f"strings on which the right-to-left horizon test and the left-to-right one differ: "
+        f"{(F.horizon_test(data) != left_to_right).mean():.1%}",
+        f"cells where the adjusted proportion is exactly 1/2: {int(ties.sum()):,} in {int(ties.any(1).sum()):,} "
+        f"strings ({int(F.count_test(data).sum()):,} strings have equal counts)",
+        f"balanced strings that fail the adjusted horizon test with float32 ties: {int(failing.sum()):,} "
+        f"(with exact ties: {int(((data.labels.numpy() == 1) & ~F.adjusted_horizon_test(data)).sum()):,})",
+    ]
+    return "_The Redwood set (100,000 strings) and the external model:_\n\n" + "\n".join(f"- {x}" for x in lines)
+
+
 def update_record(path: pathlib.Path, results: dict) -> dict:
     """The JSON record with these data sets' results put in (other data sets' kept); as {data set: ...}."""
     record = json.loads(path.read_text()) if path.exists() else {}
@@ -120,12 +148,14 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave the JSON and the page alone")
     parser.add_argument("--direct-paths", action="store_true", help="only the direct-path probes, both models")
     parser.add_argument("--float32-ties", action="store_true", help="only 3b and 4 with float32 ties")
+    parser.add_argument("--facts", action="store_true", help="only the data facts the page quotes")
     args = parser.parse_args()
     seeds = list(range(args.seeds))
     torch.set_grad_enabled(False)
     if not paren.external_available():
         raise SystemExit(f"the shared paren-balancer folder is not at {paren.shared_dir()}; set {paren.ENV_VAR}.")
-    for flag, block, make in (("direct_paths", "direct-paths", lambda: direct_paths_table(args.n, seeds)),
+    for flag, block, make in (("facts", "facts", facts_text),
+                              ("direct_paths", "direct-paths", lambda: direct_paths_table(args.n, seeds)),
                               ("float32_ties", "ties", lambda: float32_ties_table(args.data, args.n, seeds))):
         if getattr(args, flag):
             text = make()

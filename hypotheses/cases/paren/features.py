@@ -185,8 +185,15 @@ def adjusted_open_proportion(data, masses=None) -> np.ndarray:
         p_a = opens_after / after
         A_b = np.where(before > 0, A_b, 0.0)
         p = (A_b * p_b + A_a * p_a) / (A_b + A_a)
-    tie = ((before == 0) | (2 * opens_before == before)) & (2 * opens_after == after) & (after > 0)
-    return np.where(tie, 0.5, p)
+    return np.where(adjusted_ties(data), 0.5, p)
+
+
+def adjusted_ties(data) -> np.ndarray:
+    """Where the adjusted proportion is exactly 1/2 whatever the weights: a bracket (or START) follows, and
+    each group of bracket keys with members (before the position, from it on) is half open."""
+    opens_after, after = suffix_counts(data)
+    opens_before, before = opens_after[:, :1] - opens_after, after[:, :1] - after
+    return ((before == 0) | (2 * opens_before == before)) & (2 * opens_after == after) & (after > 0)
 
 
 def adjusted_above_half(data) -> np.ndarray:
