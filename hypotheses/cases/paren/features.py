@@ -128,9 +128,12 @@ def adjusted_horizon_class(data, i: int) -> np.ndarray:
 
 def adjusted_horizon_test(data) -> np.ndarray:
     """Every position's adjusted horizon class is >= 0 (no evidence of imbalance anywhere)."""
+    return _no_evidence_of_imbalance(data, adjusted_above_half(data))
+
+
+def _no_evidence_of_imbalance(data, above_half: np.ndarray) -> np.ndarray:
     tokens = _tokens(data).numpy()
-    above = adjusted_above_half(data)
-    return np.stack([_classes(tokens, above, i) >= 0 for i in range(tokens.shape[1])], 1).all(1)
+    return np.stack([_classes(tokens, above_half, i) >= 0 for i in range(tokens.shape[1])], 1).all(1)
 
 
 # --- the adjusted proportion: head 0.0's idealised attention --------------------------------------
@@ -141,27 +144,44 @@ def attention_masses(state_dict) -> tuple[np.ndarray, np.ndarray]:
     bracket at their position, keys the mean of the normalised open and close embeddings there, START at 0,
     END at L - 1, padding keys masked. (Only the ratio of the two matters.)"""
     sd = {k: v.double() for k, v in state_dict.items()}
-    W_E, W_pos = sd["embed.W_E"], sd["pos_embed.W_pos"][:N_CTX]
-    w, b = sd["blocks.0.ln1.w"], sd["blocks.0.ln1.b"]
-    ln = lambda x: torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b, 1e-5)  # noqa: E731
-    emb = ln(W_pos[:, None, :] + W_E[None, :, :])  # (pos, token, d)
-    L = torch.arange(N_CTX + 1)[:, None, None]
-    pos = torch.arange(N_CTX)[None, :, None]
+    queries, keys = _idealised_inputs(sd)
+    q = queries @ sd["blocks.0.attn.W_Q"][0] + sd["blocks.0.attn.b_Q"][0]
+    k = keys @ sd["blocks.0.attn.W_K"][0] + sd["blocks.0.attn.b_K"][0]
+    attn = _masked_scores(q @ k.transpose(-1, -2), q.shape[-1]).softmax(-1)  # (L, q, k)
+    before, after = _key_groups()
+    return (attn * before).sum(-1).numpy(), (attn * after).sum(-1).numpy()
 
-    def idealised(bracket: Tensor) -> Tensor:  # (L, pos, d)
-        x = torch.where(pos < L, bracket[None], emb[None, :, PAD])
-        x = torch.where(pos == 0, emb[None, :, START], x)
-        return torch.where(pos == L - 1, emb[None, :, END], x)
 
-    q = idealised(emb[:, OPEN]) @ sd["blocks.0.attn.W_Q"][0] + sd["blocks.0.attn.b_Q"][0]
-    k = idealised(emb[:, [OPEN, CLOSE]].mean(1)) @ sd["blocks.0.attn.W_K"][0] + sd["blocks.0.attn.b_K"][0]
-    scores = q @ k.transpose(-1, -2)  # (L, q, k)
-    key = torch.arange(N_CTX)[None, None, :]
-    scores = torch.where(key >= L, scores - 10_000, scores) / q.shape[-1] ** 0.5
-    attn = scores.softmax(-1)
-    bracket = (key >= 1) & (key <= L - 2)
-    before = bracket & (key < pos)
-    return (attn * before).sum(-1).numpy(), (attn * (bracket & ~before)).sum(-1).numpy()
+_L = torch.arange(N_CTX + 1)[:, None, None]  # input length (brackets + 2)
+_POS = torch.arange(N_CTX)[None, :, None]  # query position
+_KEY = torch.arange(N_CTX)[None, None, :]  # key position
+
+
+def _idealised_inputs(sd: dict) -> tuple[Tensor, Tensor]:
+    """Layer-0-normalised inputs `(43, 42, d)` for each length: START at 0, END at L - 1, padding after, and
+    in between an open bracket (for queries) or the mean of the normalised open and close (for keys)."""
+    ln = lambda x: torch.nn.functional.layer_norm(x, (x.shape[-1],), sd["blocks.0.ln1.w"],  # noqa: E731
+                                                  sd["blocks.0.ln1.b"], 1e-5)
+    emb = ln(sd["pos_embed.W_pos"][:N_CTX, None, :] + sd["embed.W_E"][None, :, :])  # (pos, token, d)
+
+    def idealised(bracket: Tensor) -> Tensor:
+        x = torch.where(_POS < _L, bracket[None], emb[None, :, PAD])
+        x = torch.where(_POS == 0, emb[None, :, START], x)
+        return torch.where(_POS == _L - 1, emb[None, :, END], x)
+
+    return idealised(emb[:, OPEN]), idealised(emb[:, [OPEN, CLOSE]].mean(1))
+
+
+def _masked_scores(scores: Tensor, d_head: int) -> Tensor:
+    """Padding keys lowered by 10,000 before the 1/sqrt(d_head) scaling, as the original does."""
+    return torch.where(_KEY >= _L, scores - 10_000, scores) / d_head ** 0.5
+
+
+def _key_groups() -> tuple[Tensor, Tensor]:
+    """Bracket keys before the query, and at or after it, `(43, 42, 42)`."""
+    bracket = ((_KEY >= 1) & (_KEY <= _L - 2)).expand(N_CTX + 1, N_CTX, N_CTX)
+    before = bracket & (_KEY < _POS)
+    return before, bracket & ~before
 
 
 @lru_cache(maxsize=1)
@@ -207,30 +227,14 @@ def key_weights_float32(state_dict) -> Tensor:
     Ties (an exact 1/2) then come out a rounding error above or below 1/2, by an order of operations no
     other implementation reproduces; this exists to measure how much that matters (3b, 4 with 'float32 ties')."""
     sd = {k: v.float() for k, v in state_dict.items()}
-    W_E, W_pos = sd["embed.W_E"], sd["pos_embed.W_pos"][:N_CTX]
-    ln = lambda x: torch.nn.functional.layer_norm(x, (x.shape[-1],), sd["blocks.0.ln1.w"],  # noqa: E731
-                                                  sd["blocks.0.ln1.b"], 1e-5)
-    emb = ln(W_pos[:, None, :] + W_E[None, :, :])
-    L = torch.arange(N_CTX + 1)[:, None, None]
-    pos = torch.arange(N_CTX)[None, :, None]
-
-    def idealised(bracket: Tensor) -> Tensor:
-        x = torch.where(pos < L, bracket[None], emb[None, :, PAD])
-        x = torch.where(pos == 0, emb[None, :, START], x)
-        return torch.where(pos == L - 1, emb[None, :, END], x)
-
-    q = torch.einsum("hd,lqd->lqh", sd["blocks.0.attn.W_Q"][0].T, idealised(emb[:, OPEN])) + sd["blocks.0.attn.b_Q"][0]
-    k = torch.einsum("hd,lkd->lkh", sd["blocks.0.attn.W_K"][0].T,
-                     idealised(emb[:, [OPEN, CLOSE]].mean(1))) + sd["blocks.0.attn.b_K"][0]
-    scores = torch.einsum("lqh,lkh->lqk", q, k)
-    key = torch.arange(N_CTX)[None, None, :]
-    scores = (torch.where(key >= L, scores - 10_000, scores) / q.shape[-1] ** 0.5).numpy()
+    queries, keys = _idealised_inputs(sd)  # the original's order of operations follows: einsums, numpy softmax
+    q = torch.einsum("hd,lqd->lqh", sd["blocks.0.attn.W_Q"][0].T, queries) + sd["blocks.0.attn.b_Q"][0]
+    k = torch.einsum("hd,lkd->lkh", sd["blocks.0.attn.W_K"][0].T, keys) + sd["blocks.0.attn.b_K"][0]
+    scores = _masked_scores(torch.einsum("lqh,lkh->lqk", q, k), q.shape[-1]).numpy()
     e = np.exp(scores - scores.max(-1, keepdims=True))
     attn = e / e.sum(-1, keepdims=True)  # float32, as scipy's softmax on float32 input
-    bracket = ((key >= 1) & (key <= L - 2)).expand(N_CTX + 1, N_CTX, N_CTX)
-    before = bracket & (key < pos)
     weights = torch.zeros(attn.shape)
-    for group in (before, bracket & ~before):
+    for group in _key_groups():
         g = group.numpy()
         with warnings.catch_warnings():  # an empty group's mean is NaN, then 0
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -260,9 +264,7 @@ def float32_horizon_class(data, i: int) -> np.ndarray:
 
 
 def float32_horizon_test(data) -> np.ndarray:
-    tokens = _tokens(data).numpy()
-    above = float32_above_half(data)
-    return np.stack([_classes(tokens, above, i) >= 0 for i in range(tokens.shape[1])], 1).all(1)
+    return _no_evidence_of_imbalance(data, float32_above_half(data))
 
 
 # --- experiment 2b's estimate ---------------------------------------------------------------------
