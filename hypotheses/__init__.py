@@ -10,6 +10,8 @@ from hypotheses.features import (Feature, column, constant, from_batch, from_dat
                                  token_at, tokens_at)
 from hypotheses.nodes import Hypothesis, Node, NodeInfo, node
 from hypotheses.paths import Hop, Path, parse_path
+from hypotheses.positions import per_position
+from hypotheses.rewrites import Estimate, Rewrite, function_estimate, rewrite, zero
 from hypotheses.samplers import Agree, Exact, Shared, Unconditional, agree, exact, shared, unconditional
 
 __all__ = [
@@ -17,4 +19,5 @@ __all__ = [
     "Path", "Hop", "parse_path",
     "Feature", "token_at", "tokens_at", "label", "identity", "constant", "column", "from_batch", "from_datum",
     "Exact", "Unconditional", "Agree", "Shared", "exact", "unconditional", "agree", "shared",
+    "Rewrite", "Estimate", "rewrite", "function_estimate", "zero", "per_position",
 ]

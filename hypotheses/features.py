@@ -234,22 +234,45 @@ def column(name: str) -> Feature:
     return Feature(f"column({name!r})", lambda ds: ds.column(name), ref="column", args=(name,))
 
 
-def from_batch(fn: Callable, name: Optional[str] = None, ref: Optional[str] = None) -> Feature:
-    """A vectorised feature: `fn(dataset)` returns one value per datum."""
-    return Feature(name or getattr(fn, "__name__", "feature"), fn, ref=ref or _import_path(fn))
+def from_batch(fn: Callable, name: Optional[str] = None, ref: Optional[str] = None, args: Sequence = ()) -> Feature:
+    """A vectorised feature: `fn(dataset, *args)` returns one value per datum."""
+    args = tuple(args)
+    return Feature(name or _default_name(fn, args), _with_args(fn, args), ref=ref or _import_path(fn), args=args)
 
 
-def from_datum(fn: Callable, column: str = "raw", name: Optional[str] = None, ref: Optional[str] = None) -> Feature:
-    """A per-datum feature: `fn(item)` for each entry of a column (default: raw)."""
-    return Feature(name or getattr(fn, "__name__", "feature"), fn, per_datum=True, column=column,
-                   ref=ref or _import_path(fn))
+def from_datum(fn: Callable, column: str = "raw", name: Optional[str] = None, ref: Optional[str] = None,
+               args: Sequence = ()) -> Feature:
+    """A per-datum feature: `fn(item, *args)` for each entry of a column (default: raw)."""
+    args = tuple(args)
+    return Feature(name or _default_name(fn, args), _with_args(fn, args), per_datum=True, column=column,
+                   ref=ref or _import_path(fn), args=args)
+
+
+def _default_name(fn: Callable, args: tuple) -> str:
+    base = getattr(fn, "__name__", "feature")
+    return f"{base}({', '.join(map(repr, args))})" if args else base
+
+
+@dataclass(frozen=True)
+class _WithArgs:
+    """fn with trailing arguments bound (a picklable, comparable partial)."""
+
+    fn: Callable
+    args: tuple
+
+    def __call__(self, x):
+        return self.fn(x, *self.args)
+
+
+def _with_args(fn: Callable, args: tuple) -> Callable:
+    return _WithArgs(fn, args) if args else fn
 
 
 class FunctionFeature:
-    """`{function: package.module.fn, per: datum|batch, column: raw, name: ...}`: a user's function."""
+    """`{function: package.module.fn, per: datum|batch, column: raw, name: ..., args: [...]}`: a user's function."""
 
     doc = "a function named by import path: per datum (one entry of a column) or per batch (the dataset)"
-    KEYS = ("function", "per", "column", "name")
+    KEYS = ("function", "per", "column", "name", "args")
 
     @staticmethod
     def from_spec(spec: SpecValue) -> Feature:
@@ -258,19 +281,26 @@ class FunctionFeature:
         per = spec.get("per", "datum")
         if per not in ("datum", "batch"):
             raise spec.error("per must be 'datum' (fn takes one datum) or 'batch' (fn takes the dataset).", "per")
-        name = spec.typed("name", str, "a string", fn.__name__)
+        args = spec.typed("args", list, "a list of arguments passed after the datum", [])
+        if not all(isinstance(a, (int, float, str)) and not isinstance(a, bool) for a in args):
+            raise spec.error("args must be numbers or strings.", "args")
+        name = spec.typed("name", str, "a string", None) or _default_name(fn, tuple(args))
         path = spec.value["function"]
         if per == "datum":
-            return from_datum(fn, column=spec.typed("column", str, "a column name", "raw"), name=name, ref=path)
-        return from_batch(fn, name=name, ref=path)
+            return from_datum(fn, column=spec.typed("column", str, "a column name", "raw"), name=name, ref=path,
+                              args=args)
+        return from_batch(fn, name=name, ref=path, args=args)
 
     @staticmethod
     def to_spec(f: Feature) -> Any:
         out = {"function": f.ref, "per": "datum" if f.per_datum else "batch"}
         if f.per_datum and f.column != "raw":
             out["column"] = f.column
-        if f.name != f.ref.rsplit(".", 1)[-1]:
+        base = f.ref.rsplit(".", 1)[-1]
+        if f.name != base and f.name != f"{base}({', '.join(map(repr, f.args))})":
             out["name"] = f.name
+        if f.args:
+            out["args"] = list(f.args)
         return out
 
 

@@ -22,6 +22,7 @@ from scrub.errors import HypothesisError, did_you_mean
 
 from hypotheses import edit
 from hypotheses.paths import Path, parse_path
+from hypotheses.rewrites import Rewrite
 from hypotheses.samplers import Exact, Sampler, Unconditional
 
 POLICIES = ("shared", "independent")
@@ -42,6 +43,11 @@ class Node:
     policy: "shared" (one other-inputs draw for all unclaimed inputs, the
         original method) or "independent" (a fresh draw per unclaimed input
         edge, which exposes parts that cancel); None inherits the hypothesis'.
+    rewrite: the claimed sites compute an estimate of this node's datum, with
+        the residual dropped, kept or resampled (`hypotheses.rewrites`); only
+        on leaves.
+    origin: where a generated node came from (`hypotheses.positions.per_position`),
+        so spec files can write the group in one entry; not part of equality.
     """
 
     name: str
@@ -50,6 +56,8 @@ class Node:
     children: tuple["Node", ...] = ()
     other_inputs: Sampler = field(default_factory=Unconditional)
     policy: Optional[str] = None
+    rewrite: Optional[Rewrite] = None
+    origin: Optional[object] = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
@@ -83,6 +91,14 @@ class Node:
         if self.policy is not None and self.policy not in POLICIES:
             raise HypothesisError(f"node {self.name!r}: policy={self.policy!r}; use one of {POLICIES}.",
                                   field="policy", **where)
+        if self.rewrite is not None:
+            if not isinstance(self.rewrite, Rewrite):
+                raise HypothesisError(f"node {self.name!r}: rewrite must be a Rewrite (hypotheses.rewrite(...)); "
+                                      f"got {type(self.rewrite).__name__}.", field="rewrite", **where)
+            if children:
+                raise HypothesisError(f"node {self.name!r} rewrites its sites as an estimate of its datum, so it "
+                                      "cannot also have children claiming parts below them; claim those parts "
+                                      "from a node without a rewrite.", field="rewrite", **where)
 
     @property
     def is_leaf(self) -> bool:
@@ -204,6 +220,8 @@ class Hypothesis:
         for info in self.infos().values():
             n = info.node
             extra = "" if n.is_leaf else f", other inputs: {n.other_inputs}"
+            if n.rewrite is not None:
+                extra += f", {n.rewrite}"
             if info.policy != self.policy:
                 extra += f", policy: {info.policy}"
             lines.append("  " * (info.depth + 1) + f"{n.name} [{n.sampler}{extra}]: " + "; ".join(map(str, info.paths)))
@@ -220,6 +238,9 @@ def _resolve(p: PathLike, parent: NodeInfo, where: str) -> tuple[Path, ...]:
 def _check(h: Hypothesis) -> None:
     infos = h.infos()
     root = infos[h.root.name]
+    if h.root.rewrite is not None:
+        raise HypothesisError(f"the root node {h.root.name!r} cannot have a rewrite (it claims the whole output); "
+                              "put the rewrite on a child that claims a site.", node=h.root.name, field="rewrite")
     if root.paths != (parse_path("output"),):
         raise HypothesisError(f"the root node {h.root.name!r} must claim exactly 'output' (it claims "
                               f"{[str(p) for p in root.paths]}); put other claims in child nodes.",
@@ -235,11 +256,12 @@ def _check(h: Hypothesis) -> None:
         if info.parent is not None:
             parent_paths = infos[info.parent].paths
             for p in info.paths:
-                if not any(p.extends(pp) for pp in parent_paths):
+                if not any(p.within(pp) for pp in parent_paths):
                     raise HypothesisError(
                         f"node {info.node.name!r} claims {str(p)!r}, which does not extend any path of its parent "
                         f"{info.parent!r} ({[str(q) for q in parent_paths]}). A child's paths continue its "
-                        "parent's: write it relative to the parent (e.g. '.k <- head.0.0'), or move the node.",
+                        "parent's: write it relative to the parent (e.g. '.k <- head.0.0'), or repeat the "
+                        "parent's hops but the last and continue from there, or move the node.",
                         node=info.node.name, field="paths")
     groups: dict[str, tuple[str, Sampler]] = {}
     for info in infos.values():

@@ -4,13 +4,16 @@
     output <- head.1.5.k                 head 1.5's whole key input (same as `... <- *`)
     output <- head.1.5@-1                head 1.5 at the last position only
     output <- ... <- embed               every path from the token embedding to the output
+    output <- ... <- embed (not head.0.0)  ... that does not pass through head 0.0
     output <- *                          every site's direct path to the output
 
 A hop is a site name, optionally `.port` (the input through which this site
 reads the next hop, e.g. q, k, v for an attention head) and `@positions`
 (`@-1`, `@0,3`, `@2:5`). `*` is any one site; `...` is any chain of zero or
 more sites. A path ending in a port is completed with `<- *` (all inputs
-through that port).
+through that port). A trailing `(not SITE, SITE, ...)` excludes sites: the
+path claims only the concrete paths that fit its hops and visit none of the
+named sites anywhere (from the output down to its last site).
 
 The language knows no model: a port is written as a last dot-component that
 is a name, not a number (`head.1.5.k`; `mlp.0` is a site), and which ports a
@@ -18,8 +21,13 @@ site really has comes from the model's graph when the hypothesis is compiled.
 
 A child node may write its paths relative to each of its parent's paths:
 `.k <- head.0.0` continues the parent's last site through its key input,
-`head.0.0` continues through any input. Parsing is pure syntax; site names are
-checked against a model when the hypothesis is compiled.
+`head.0.0` continues through any input. An absolute child path may also
+*open* its parent's last hop: it repeats the parent's hops but the last and
+continues from there (`output <- head.1.0@0 <- ... <- head.0.0@1` under a
+parent claiming `output <- head.1.0@0 <- *@1`); it then claims its paths
+whose first edge past the shared hops is one of the parent's last edges.
+Parsing is pure syntax; site names are checked against a model when the
+hypothesis is compiled.
 """
 
 from __future__ import annotations
@@ -57,11 +65,14 @@ class Hop:
 
 @dataclass(frozen=True, order=True)
 class Path:
-    """An absolute path: hops from the output down. Immutable and hashable."""
+    """An absolute path: hops from the output down, and sites it must not pass through.
+    Immutable and hashable."""
 
     hops: tuple[Hop, ...]
+    excluding: tuple[str, ...] = ()  # site names, sorted: no concrete path claimed visits one
 
     def __post_init__(self):
+        object.__setattr__(self, "excluding", tuple(sorted(set(self.excluding))))
         _check_path(self)
 
     def __str__(self) -> str:
@@ -69,7 +80,8 @@ class Path:
         # `x.k <- *` prints as `x.k`: the trailing `*` was implied by the port.
         if len(hops) >= 2 and hops[-1] == Hop(ANY_ONE) and hops[-2].port:
             hops = hops[:-1]
-        return " <- ".join(str(h) for h in hops)
+        text = " <- ".join(str(h) for h in hops)
+        return text + (f" (not {', '.join(self.excluding)})" if self.excluding else "")
 
     def __repr__(self) -> str:
         return f"Path({str(self)!r})"
@@ -85,6 +97,10 @@ class Path:
         """True when this path continues `other` (see `hops_extend`)."""
         return hops_extend(self.hops, other.hops)
 
+    def within(self, parent: "Path") -> bool:
+        """True when this path may lie inside `parent`'s claim (see `hops_within`)."""
+        return hops_within(self.hops, parent.hops)
+
 
 def hops_extend(child: tuple[Hop, ...], parent: tuple[Hop, ...]) -> bool:
     """True when `parent` is a proper prefix of `child`, except that the child may
@@ -94,6 +110,22 @@ def hops_extend(child: tuple[Hop, ...], parent: tuple[Hop, ...]) -> bool:
         return False
     mine, theirs = child[n - 1], parent[n - 1]
     return mine == theirs or (theirs.port is None and replace(mine, port=None) == theirs)
+
+
+def hops_within(child: tuple[Hop, ...], parent: tuple[Hop, ...]) -> bool:
+    """True when a child's pattern may lie inside its parent's claim: it repeats all of the parent's hops
+    but the last (the hop before it may gain a port) and continues with at least one hop of its own.
+    A literal extension (`hops_extend`) is the case where the child's next hop is the parent's last."""
+    n = len(parent)
+    if n == 1:  # the root claims the whole output: every path lies inside it
+        return hops_extend(child, parent)
+    if len(child) < n or child[: n - 2] != parent[: n - 2]:
+        return False
+    mine, theirs = child[n - 2], parent[n - 2]
+    if not (mine == theirs or (theirs.port is None and replace(mine, port=None) == theirs)):
+        return False
+    first, last = child[n - 1], parent[n - 1]  # the child's next hop must be able to land on the parent's last
+    return first.kind != SITE or last.kind != SITE or first.site == last.site
 
 
 def _check_path(path: Path) -> None:
@@ -108,6 +140,38 @@ def _check_path(path: Path) -> None:
             raise HypothesisError(f"path {text!r} has '...' twice in a row; one '...' already means any chain.")
     if path.hops[-1].kind == ANY_CHAIN:
         raise HypothesisError(f"path {text!r} ends in '...'; name the site the chain ends at, e.g. '... <- embed'.")
+    for site in path.excluding:
+        if not isinstance(site, str) or not _SITE_RE.match(site):
+            raise HypothesisError(f"path {text!r}: cannot exclude {site!r}; name whole sites, e.g. "
+                                  "'(not head.0.0, mlp.0)' (no ports, positions or wildcards).")
+        if site == "output":
+            raise HypothesisError(f"path {text!r} excludes 'output', which every path starts at; "
+                                  "exclude sites below it.")
+
+
+_SITE_RE = re.compile(r"^[A-Za-z_][\w.\-]*$")
+_EXCLUDE_RE = re.compile(r"\(\s*not\b(?P<sites>[^()]*)\)\s*$")
+
+
+def split_exclusions(text: str, where: str) -> tuple[str, tuple[str, ...]]:
+    """`'... <- embed (not head.0.0, mlp.0)'` -> (`'... <- embed'`, `('head.0.0', 'mlp.0')`)."""
+    m = _EXCLUDE_RE.search(text)
+    if m is None:
+        if "(" in text or ")" in text:
+            raise HypothesisError(f"{where}: cannot read the parentheses; exclusions go at the end of the path, "
+                                  "as '(not head.0.0)' or '(not head.0.0, mlp.0)'.")
+        return text, ()
+    sites = tuple(s.strip() for s in m.group("sites").split(","))
+    if not sites or any(not s for s in sites):
+        raise HypothesisError(f"{where}: '(not ...)' needs site names separated by commas, e.g. '(not head.0.0)'.")
+    for s in sites:
+        if "@" in s or s in (ANY_ONE, ANY_CHAIN) or not _SITE_RE.match(s):
+            raise HypothesisError(f"{where}: cannot exclude {s!r}; name whole sites, e.g. '(not head.0.0)' "
+                                  "(no ports, positions or wildcards).")
+    rest = text[: m.start()]
+    if "(" in rest or ")" in rest:
+        raise HypothesisError(f"{where}: only one '(not ...)' is allowed, at the end of the path.")
+    return rest, sites
 
 
 _HOP_RE = re.compile(r"^(?P<name>[A-Za-z_][\w.\-]*|\*)(?:@(?P<pos>-?\d+(?:\s*[,:]\s*-?\d+)*))?$")
@@ -167,16 +231,17 @@ def parse_path(text: "str | Path", parent: Optional[Path] = None, where: str = "
     if not isinstance(text, str):
         raise HypothesisError(f"{where}: a path must be a string like 'output <- head.1.5', got {text!r}.")
     where = f"{where} {text!r}"
+    text, excluding = split_exclusions(text, where)
     pieces = [p for p in text.split("<-")]
     if text.strip().startswith("output") or parent is None:
         hops = [parse_hop(p, where) for p in pieces]
-        return Path(_complete(hops))
+        return Path(_complete(hops), excluding)
     base = list(parent.hops)
     if base and base[-1] == Hop(ANY_ONE) and len(base) >= 2 and base[-2].port:
         raise HypothesisError(f"{where}: the parent path {str(parent)!r} already claims a whole input; "
                               "a child cannot extend it. Give the parent a site, not a port.")
     first = pieces[0].strip()
-    if first.startswith("."):
+    if first.startswith(".") and first != ANY_CHAIN:
         port_text, at, rest = first[1:].partition("@")
         if not port_text.isidentifier() or at:
             raise HypothesisError(f"{where}: '{first}' must be a port of the parent's site, such as .q, .k or .v "
@@ -191,7 +256,7 @@ def parse_path(text: "str | Path", parent: Optional[Path] = None, where: str = "
         base[-1] = replace(last, port=port_text)
         pieces = pieces[1:]
     hops = base + [parse_hop(p, where) for p in pieces]
-    return Path(_complete(hops))
+    return Path(_complete(hops), excluding)
 
 
 def format_paths(paths) -> list[str]:

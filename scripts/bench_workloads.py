@@ -52,7 +52,7 @@ def paren(n: int) -> Workload:
         model, data = P.load_external_model(), P.load_external_data("redwood", n=n)
     else:
         model, data = P.load_model(), P.make_dataset(n, seed=1)
-    main = hyps.count_horizon_open()
+    main = hyps.exp_2a()
     return Workload("paren", model, data, ClassificationLoss(0), [mk() for mk in hyps.ALL], main)
 
 

@@ -1,9 +1,10 @@
 """Regenerate the measured tables of docs/case-studies/*.md.
 
-    python scripts/case_studies.py [induction] [paren] [planted] [--n 2000] [--seeds 2]
+    python scripts/case_studies.py [induction] [planted] [--n 2000] [--seeds 2]
 
 Each page holds hand-written prose and blocks `<!-- BEGIN name -->` ...
-`<!-- END name -->` that this script rewrites with tables measured now.
+`<!-- END name -->` that this script rewrites with tables measured now. The
+paren balancer's tables come from scripts/reproduce_redwood_paren.py.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ import time
 
 import torch
 
-from hypotheses.cases import induction, paren, planted
+from hypotheses.cases import induction, planted
 from scrub.app.report import markdown_table
 from doc_blocks import put_block
 from hypotheses.cases.induction import hypotheses as ind_h
-from hypotheses.cases.paren import hypotheses as paren_h
 from hypotheses.cases.planted import hypotheses as planted_h
-from metrics import (ClassificationLoss, MSELoss, NextTokenLoss, VerdictRule, accuracy, cancel_out_report, compare,
-                     evaluate, interchange_accuracy)
+from metrics import MSELoss, NextTokenLoss, VerdictRule, cancel_out_report, compare, evaluate
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "case-studies"
 RULE = VerdictRule()
@@ -63,23 +62,6 @@ def run_induction(n: int, seeds) -> None:
         f"KL; random baseline KL {report.random_distance:.3g}. Pairs tested: {report.tested_pairs}; cancel-out "
         f"pairs found: {len(report.pairs)}._\n\n"
         + markdown_table(rows, ["unexplained component", "scrubbed alone", "restored alone"]))
-
-
-def run_paren(n: int, seeds) -> None:
-    if not paren.external_available():
-        raise SystemExit(f"the external paren balancer is not at {paren.shared_dir()}; set {paren.ENV_VAR}.")
-    data = paren.load_external_data("redwood", n=n)
-    loss = ClassificationLoss(0)
-    acc = lambda ev: f"{ev.estimate('accuracy@0').value:.1%}"  # noqa: E731
-    for name, model in (("external", paren.load_external_model()), ("ours", paren.load_model())):
-        ranking = compare(model, [mk() for mk in paren_h.ALL], data, loss, seeds=seeds, metrics=[accuracy(0)])
-        put("paren.md", f"{name}", settings(n, seeds, "the Redwood set, first rows") + ranking_table(ranking, acc))
-        iia = interchange_accuracy(model, paren_h.count_and_horizon(), data, paren_h.predict_balanced, seeds=seeds)
-        put("paren.md", f"{name}-iia", f"_{n} reference data, seeds {list(seeds)}, interpretation: balanced = count "
-            f"test AND horizon test (nodes of '2.0 count test; 1.0, 2.1 horizon test')._\n\n" + markdown_table(
-                [[iia.accuracy.percent(), f"{iia.changed_share:.1%}",
-                  iia.accuracy_when_changed.percent() if iia.accuracy_when_changed else "-"]],
-                ["IIA", "interchanges that change the predicted class", "IIA on those"]))
 
 
 def _verdict(model, h, data, loss, **kw):
@@ -127,7 +109,7 @@ def run_planted() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("studies", nargs="*", default=["induction", "paren", "planted"])
+    parser.add_argument("studies", nargs="*", default=["induction", "planted"])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
@@ -135,8 +117,7 @@ def main() -> None:
     seeds = tuple(range(args.seeds))
     for study in args.studies:
         start = time.time()
-        {"induction": lambda: run_induction(args.n, seeds), "paren": lambda: run_paren(args.n, seeds),
-         "planted": run_planted}[study]()
+        {"induction": lambda: run_induction(args.n, seeds), "planted": run_planted}[study]()
         print(f"{study}: {time.time() - start:.0f}s")
 
 

@@ -33,8 +33,10 @@ def studies() -> dict[str, list[dict]]:
                loss={"next_token": {"mask": "induction_mask"}}, seeds=[0, 1])
     out["induction/specs"] = [spec_dict(mk(), **ind) for mk in induction.ALL]
     for folder, model in (("paren/specs/external", "paren-external"), ("paren/specs/ours", "paren")):
-        common = dict(model={"bundled": model}, data={"bundled": "paren-redwood", "args": {"n": 2000}},
-                      loss={"classification": {"position": 0}}, seeds=[0, 1], metrics=[{"accuracy": {"position": 0}}])
+        # the original protocol: the whole Redwood set is the pool, 4000 reference data per seed
+        common = dict(model={"bundled": model}, data={"bundled": "paren-redwood"}, reference=4000,
+                      loss={"classification": {"position": 0}}, seeds=[0, 1, 2, 3, 4],
+                      metrics=[{"accuracy": {"position": 0}}])
         out[folder] = [spec_dict(mk(), **common) for mk in paren.ALL]
     specs = [spec_dict(h, model={"bundled": "planted-terms"}, data={"bundled": "planted-terms"}, loss="mse",
                        seeds=[0, 1], description=f"ground truth: {want}") for h, want in planted.three_terms()]

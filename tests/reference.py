@@ -5,7 +5,12 @@ It shares no machinery with the engine's compiler or executor:
 - it walks concrete paths of the treeified model at the level of single
   positions (`output@i <- head.1.0@i (k) <- head.0.1@j ...`), one copy at a time;
 - it decides who claims a copy by matching the whole concrete path against
-  every node's path pattern with its own small recursive matcher;
+  every node's path pattern with its own small recursive matcher (a path
+  visiting an excluded site anywhere does not fit), and a child only claims
+  paths with a prefix its parent claims; where a parent and its child both
+  claim a copy, the child's claim holds;
+- a rewritten copy is the estimate called on the node's data plus the site's
+  plain output minus the estimate on the residual's data, each computed here;
 - a reader copy's input is built as the explicit sum of every upstream copy's
   value plus the model's constant terms, never as "residual minus difference";
 - every evaluated copy is one full forward pass of the model with hooks that
@@ -286,10 +291,15 @@ class Step:
     pos: int
 
 
+WHOLE_SITES = {"pad_mask"}  # read whole: a hop that names positions never lands on one
+
+
 def _hop_fits(hop, step, has_next):
     if hop.kind == ANY_CHAIN:
         return True
     if hop.kind == "site" and hop.site != step.site:
+        return False
+    if hop.positions is not None and step.site in WHOLE_SITES:
         return False
     if hop.positions is not None and step.pos is not None and step.pos not in hop.positions:
         return False
@@ -311,15 +321,18 @@ def full_match(hops, path, i=0, j=0) -> bool:
 
 
 class Reference:
-    def __init__(self, ops, hypothesis: Hypothesis, inputs: torch.Tensor, result):
+    def __init__(self, ops, hypothesis: Hypothesis, inputs: torch.Tensor, result, data=None):
         self.ops = ops
         self.inputs = inputs
+        self.data = data
         self.sites = {s.name: s for s in ops.sites}
         self.infos = hypothesis.infos()
         self.n_pos = inputs.shape[1] if ops.positional else 1
         self.idx = result.node_indices()
         self.ref_idx = torch.as_tensor(result.reference)
         self.patterns = {name: [self._resolve(p) for p in info.paths] for name, info in self.infos.items()}
+        self.excluded = {name: [set(p.excluding) for p in info.paths] for name, info in self.infos.items()}
+        self._claims_cache = {}
         # Without any '@' in the hypothesis every claim is the same at every position, so a copy's value at
         # all positions follows one rule: walk site-level paths (pos=None, values (N, pos, d)). With positions,
         # walk single positions (values (N, d)).
@@ -353,10 +366,26 @@ class Reference:
                 self._plain_cache[key] = self.ops.plain(self.inputs[idx])
         return self._plain_cache[key]
 
+    def fits(self, name, path) -> bool:
+        """Does one of the node's patterns match this concrete path, which visits none of its excluded sites?"""
+        return any(full_match(hops, path) and not any(step.site in excluded for step in path)
+                   for hops, excluded in zip(self.patterns[name], self.excluded[name]))
+
+    def claims(self, name, path) -> bool:
+        """The node claims this path: it fits, and (below the root) some prefix of it is the parent's claim."""
+        key = (name, path)
+        if key not in self._claims_cache:
+            parent = self.infos[name].parent
+            self._claims_cache[key] = self.fits(name, path) and (
+                parent is None or any(self.claims(parent, path[:k]) for k in range(1, len(path) + 1)))
+        return self._claims_cache[key]
+
     def claimant(self, path):
-        owners = [n for n, pats in self.patterns.items() if any(full_match(h, path) for h in pats)]
-        assert len(owners) <= 1, f"{path} claimed by {owners}"
-        return owners[0] if owners else None
+        """The node whose claim holds at this copy: of the nodes claiming it, the innermost."""
+        owners = sorted((n for n in self.patterns if self.claims(n, path)), key=lambda n: self.infos[n].depth)
+        for outer, inner in zip(owners, owners[1:]):
+            assert self.infos[inner].parent == outer, f"{path} claimed by {owners}"
+        return owners[-1] if owners else None
 
     def deepest_claim(self, path):
         for k in range(len(path), 0, -1):
@@ -418,12 +447,40 @@ class Reference:
         """Value (N, d) of the copy at the end of this concrete path."""
         k, owner = self.deepest_claim(path)
         last = path[-1]
-        if self.infos[owner].node.is_leaf:
+        node = self.infos[owner].node
+        if node.is_leaf:
+            if node.rewrite is not None and k == len(path):
+                return self.at(self.rewritten(path, owner), last.pos)
             return self.at(self.plain(torch.as_tensor(self.idx[owner]["x"]))[("out", last.site)], last.pos)
-        if k == len(path) or self.claim_below(path):
+        if self.sites[last.site].kind != "input" and (k == len(path) or self.claim_below(path)):
             return self.evaluate(path, owner)
         d = self.datum(owner, path, self.site_key(path))
         return self.at(self.plain(torch.as_tensor(d))[("out", last.site)], last.pos)
+
+    def rewritten(self, path, owner):
+        """estimate(x) + site(y) - estimate(y), all positions (N, pos, d)."""
+        rw = self.infos[owner].node.rewrite
+        site = path[-1].site
+        x = torch.as_tensor(self.idx[owner]["x"])
+        plain_x = self.plain(x)[("out", site)]
+        if rw.residual == "exact":
+            return plain_x
+        out = self.estimate(rw.estimate, x, plain_x.shape)
+        if rw.residual == "drop":
+            return out
+        if rw.residual_sampler is not None:
+            y = self.idx[owner]["residual"]
+        else:
+            y = self.datum(self.infos[owner].parent, path, self.site_key(path) + " (residual)")
+        y = torch.as_tensor(y)
+        return out + self.plain(y)[("out", site)] - self.estimate(rw.estimate, y, plain_x.shape)
+
+    def estimate(self, estimate, idx, shape):
+        with torch.no_grad():
+            v = estimate(self.data.take(idx), getattr(self.ops, "model", None)).float()
+        if v.dim() == 2:
+            v = v[:, None, :]
+        return v.expand(shape).clone()
 
     def evaluate(self, path, owner):
         last = path[-1]
@@ -472,4 +529,4 @@ def _prefix_match(hops, path, i=0, j=0) -> bool:
 
 def reference_outputs(ops, hypothesis, data, result) -> torch.Tensor:
     """y_scrub for every reference datum, by the reference semantics."""
-    return Reference(ops, hypothesis, data.inputs, result).run()
+    return Reference(ops, hypothesis, data.inputs, result, data).run()

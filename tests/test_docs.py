@@ -74,7 +74,8 @@ def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.mark.parametrize("page,expected", [("quickstart.md", "loss recovered"), ("spec-format.md", "induction heads")])
+@pytest.mark.parametrize("page,expected", [("quickstart.md", "loss recovered"), ("spec-format.md", "induction heads"),
+                                           ("case-studies/paren.md", "2.0 at 1: head 0.0")])
 def test_doc_examples_run(page, expected, capsys):
     namespace: dict = {}
     for block in python_blocks(DOCS / page):

@@ -7,13 +7,15 @@ from __future__ import annotations
 def registries() -> list:
     """(title, registry) for every sort of kind, in the order docs present them."""
     from hypotheses.features import FEATURES
+    from hypotheses.rewrites import ESTIMATES
     from hypotheses.samplers import SAMPLERS
     from metrics.distances import DISTANCES
     from metrics.losses import LOSSES
     from metrics.protocol import METRICS
     from scrub.app.spec.sources import DATA_SOURCES, MODEL_SOURCES
 
-    return [("samplers", SAMPLERS), ("features", FEATURES), ("losses", LOSSES), ("distances", DISTANCES),
+    return [("samplers", SAMPLERS), ("features", FEATURES), ("estimates", ESTIMATES), ("losses", LOSSES),
+            ("distances", DISTANCES),
             ("metrics", METRICS), ("model sources", MODEL_SOURCES), ("data sources", DATA_SOURCES)]
 
 

@@ -11,7 +11,13 @@ enumeration of paths) and applies the semantics:
   children claim are computed as they say, every other input on r_n (or, under
   the independent policy, on a fresh draw per input edge);
 - a copy on the way to a deeper claim (claimed by nobody) is evaluated the
-  same way with the datum inherited from above.
+  same way with the datum inherited from above;
+- a copy claimed by a node with a rewrite is the node's estimate on x_n plus
+  the residual (site - estimate) on the datum the rewrite names.
+
+A child's matches start where its parent's match takes its last step, on
+the same edge (so a child may claim the parent's own end copies more narrowly,
+or paths through them); a match dies on reaching a site its path excludes.
 
 Everything a user can get wrong is checked here, before any forward pass.
 """
@@ -25,10 +31,11 @@ from scrub.errors import HypothesisError, ScrubError, SiteError
 from scrub.graph import INPUT, ModelGraph, Site
 
 from hypotheses.nodes import Hypothesis, NodeInfo
-from hypotheses.paths import ANY_CHAIN, ANY_ONE, SITE, Hop, Path, hops_extend
+from hypotheses.paths import ANY_CHAIN, ANY_ONE, SITE, Hop, Path
 
 from scrub.compiler.plan import (DRAW, REFERENCE, Eval, Evaluated, InputExpr, NodeRoles, Plain, Plan, RoleSpec,
                                 Term, Value, edge_key)
+from scrub.compiler.rewrites import Rewritten, RewriteRoles, rewrite_terms
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class Match:
     node: str
     pattern: int  # index into the compiler's pattern table
     state: int  # index of the hop matched by the current copy
+    seen: frozenset = frozenset()  # sites some path of the hypothesis excludes, visited so far on this path
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,12 @@ class _Compiler:
         self.canon = {n: " | ".join(sorted(str(p) for p in i.paths)) for n, i in self.infos.items()}
         self.patterns: list[tuple[Hop, ...]] = []
         self.pattern_of: dict[tuple[str, Path], int] = {}
+        self.excluded: list[frozenset] = []  # per pattern: sites its paths must not visit
+        self.watch: frozenset = frozenset()  # every excluded site (matches remember visiting them)
+        self.inside: dict[int, list[tuple[str, int]]] = {}  # pattern -> (child, child pattern) lying inside it
+        self.depth = {n: i.depth for n, i in self.infos.items()}
+        self.parent = {n: i.parent for n, i in self.infos.items()}
+        self.rewrites = RewriteRoles(self)
         self.roles: list[RoleSpec] = []
         self.role_by_key: dict[str, int] = {}
         self.evals: list[Eval] = []
@@ -119,8 +133,15 @@ class _Compiler:
                 raise HypothesisError(f"{where}: node {name!r} has children but this path ends at the input site "
                                       f"{last.site!r}, which has no inputs for children to claim. Claim it from a "
                                       "leaf node.")
+            if info.node.rewrite is not None and last.kind == SITE and not self.graph.site(last.site).additive:
+                raise HypothesisError(f"{where}: {last.site} is not an additive site (it is read whole, not summed), "
+                                      "so it cannot be rewritten as an estimate plus a residual.", field="rewrite")
+            for site in path.excluding:
+                self.graph.site(site, f"{where}, excluded site")
             idx = len(self.patterns)
             self.patterns.append(hops)
+            self.excluded.append(frozenset(path.excluding))
+            self.watch |= frozenset(path.excluding)
             self.pattern_of[(name, path)] = idx
             if not self._can_complete(idx, 0, self.graph.output):
                 raise SiteError(f"{where}: matches no path of this model (no chain of sites has this shape).")
@@ -134,6 +155,8 @@ class _Compiler:
         if hop.kind == ANY_CHAIN:  # `...` consumes this copy, or matches nothing and the next hop must match
             return [(j, None)] + self._match_at(pat, j + 1, up)
         if hop.kind == ANY_ONE or hop.site == up.name:
+            if hop.positions is not None and not up.positional:
+                return []  # `*@p` names positions; a site read whole (a padding mask) has none
             return [(j, hop.positions)]
         return []
 
@@ -162,10 +185,35 @@ class _Compiler:
         return self.complete_cache[key]
 
     def _advance(self, m: Match, reader: Site, port: str, up: Site) -> list[tuple[Match, Optional[tuple]]]:
+        """Where `m` goes when its copy reads `up` through `port`; a step that completes a pattern also
+        starts the matches of the children lying inside it, on this same edge."""
+        if up.name in self.excluded[m.pattern]:
+            return []
+        seen = m.seen | (self.watch & {up.name})
         out = []
         for state, positions in self._step(m.pattern, m.state, port, up):
             if self._can_complete(m.pattern, state, up):
-                out.append((Match(m.node, m.pattern, state), positions))
+                out.append((Match(m.node, m.pattern, state, seen), positions))
+                if state == len(self.patterns[m.pattern]) - 1:
+                    out += self._start_children(m.pattern, m.state, port, up, positions, seen)
+        return out
+
+    def _start_children(self, pat: int, before: int, port: str, up: Site, positions: Optional[tuple],
+                        seen: frozenset) -> list[tuple[Match, Optional[tuple]]]:
+        """Matches of the children inside pattern `pat`, which just completed on the edge `port <- up` from
+        state `before`: each child takes the same step from the same state (its hops up to there are the
+        parent's), held to the positions where the parent completed."""
+        out = []
+        for child, cpat in self.inside.get(pat, ()):
+            if self.excluded[cpat] & seen or up.name in self.excluded[cpat]:
+                continue
+            for state, cpos in self._step(cpat, before, port, up):
+                both = _intersect(positions, cpos)
+                if both == () or not self._can_complete(cpat, state, up):
+                    continue
+                out.append((Match(child, cpat, state, seen), both))
+                if state == len(self.patterns[cpat]) - 1:
+                    out += self._start_children(cpat, before, port, up, both, seen)
         return out
 
     def _complete(self, m: Match) -> bool:
@@ -183,7 +231,7 @@ class _Compiler:
         if name in self.x_roles:
             return self.x_roles[name]
         info = self.infos[name]
-        parent = self.x_roles[info.parent] if info.parent else 0
+        parent = self._x_role(info.parent) if info.parent else 0
         s = info.node.sampler
         if s.exact:
             rid = parent
@@ -211,6 +259,10 @@ class _Compiler:
                 f"r:{self.canon[name]}", x if s.conditions_on_parent else None, s, f"r[{name}]", name)
         return self.other_roles[name]
 
+    def ctx_of(self, name: str) -> Ctx:
+        """The context of the copies inside node `name`'s claims: its other-inputs datum."""
+        return Ctx(name, self.infos[name].policy, self._other_role(name))
+
     def _edge_datum(self, ctx: Ctx, key: str) -> int:
         if ctx.policy == "shared":
             return ctx.base_role
@@ -235,32 +287,44 @@ class _Compiler:
         complete = [m for m in matches if self._complete(m)]
         if not complete:
             return self.eval_site(site, ctx, matches, path_key, positions)
-        owners = sorted({m.node for m in complete})
-        if len(owners) > 1:
-            raise HypothesisError(f"the path {path_key!r} is claimed by two nodes, {owners[0]!r} and {owners[1]!r} "
-                                  "(through their paths " + " and ".join(repr(self._pattern_str(m)) for m in complete)
-                                  + "); each path may be claimed by one node only.", node=owners[1], field="paths")
-        owner = owners[0]
-        intruders = [m for m in matches if m.node != owner]
+        chain = self._owner_chain(complete, path_key)  # a node and the descendants claiming inside it, here
+        owner = chain[-1]
+        # allowed here: the chain's own ends, and deeper claims of the owner or of nodes inside it
+        intruders = [m for m in matches if not (m.node in chain if self._complete(m) else self._descends(m.node, owner))]
         if intruders:
             m = intruders[0]
             raise HypothesisError(f"node {m.node!r} claims {self._pattern_str(m)!r}, which passes through "
                                   f"{path_key!r}, claimed by node {owner!r}. Make {m.node!r} a descendant of "
                                   f"{owner!r}, or narrow one of the two paths.", node=m.node, field="paths")
-        self.claimed.add(owner)
+        self.claimed.update(chain)
         info = self.infos[owner]
         if info.node.is_leaf:
+            if info.node.rewrite is not None:
+                return self.rewrites.value(site, owner, path_key)
             return Plain("out", site.name, self._x_role(owner))
-        inner = {m for m in matches if not self._complete(m)}  # the owner's own deeper claims
-        done = [self.patterns[m.pattern] for m in complete]
-        for child in info.node.children:
-            for path in self.infos[child.name].paths:
-                pat = self.pattern_of[(child.name, path)]
-                for parent_hops in done:
-                    if hops_extend(self.patterns[pat], parent_hops):
-                        inner.add(Match(child.name, pat, len(parent_hops) - 1))
-        new_ctx = Ctx(owner, info.policy, self._other_role(owner))
-        return self.eval_site(site, new_ctx, frozenset(inner), path_key, positions)
+        new_ctx = self.ctx_of(owner)
+        if site.kind == INPUT:  # a claimed input with nothing below it: an unclaimed input of the owner
+            return Plain("out", site.name, self._edge_datum(new_ctx, path_key))
+        inner = frozenset(m for m in matches if not self._complete(m))  # the claims inside the owner's
+        return self.eval_site(site, new_ctx, inner, path_key, positions)
+
+    def _owner_chain(self, complete: list, path_key: str) -> list[str]:
+        """The nodes whose patterns end at this copy, outermost first; each must lie inside the one before."""
+        chain = sorted({m.node for m in complete}, key=lambda n: self.depth[n])
+        for outer, inner in zip(chain, chain[1:]):
+            if self.parent[inner] != outer:
+                raise HypothesisError(f"the path {path_key!r} is claimed by two nodes, {outer!r} and {inner!r} "
+                                      "(through their paths " + " and ".join(
+                                          repr(self._pattern_str(m)) for m in complete if m.node in (outer, inner))
+                                      + "); each path may be claimed by one node only.", node=inner, field="paths")
+        return chain
+
+    def _descends(self, node: str, ancestor: str) -> bool:
+        while node is not None:
+            if node == ancestor:
+                return True
+            node = self.parent[node]
+        return False
 
     def _classes(self, matches: frozenset, reader: Site, port: str, up: Site, positions: Optional[tuple]):
         """Partition `up`'s read positions by which advanced matches hold there.
@@ -314,9 +378,32 @@ class _Compiler:
             if isinstance(value, Plain) and positions is None:
                 votes[value.role] = votes.get(value.role, 0) + 1
         base = max(votes, key=lambda r: (votes[r], r == default_role)) if votes else default_role
-        terms = tuple(Term(value, Plain("out", up.name, base), positions) for up, positions, value in parts
-                      if value != Plain("out", up.name, base))
-        return InputExpr(Plain("resid", self.graph.read_point(site).name, base), terms)
+        parts, terms = self._whole_inputs(site, parts, base)
+        for up, positions, value in parts:
+            if isinstance(value, Rewritten):
+                terms += rewrite_terms(value, Plain("out", up.name, base), positions)
+            elif value != Plain("out", up.name, base):
+                terms.append(Term(value, Plain("out", up.name, base), positions))
+        return InputExpr(Plain("resid", self.graph.read_point(site).name, base), tuple(terms))
+
+    def _whole_inputs(self, site: Site, parts, base: int) -> tuple[list, list[Term]]:
+        """Where every upstream site is plain on one role at the same positions (a claim of the whole input at
+        some positions, e.g. one node per position), one residual term replaces a term per upstream site: the
+        residual is the sum of the upstream outputs plus constants, which cancel in the difference."""
+        by_class: dict = {}
+        for up, positions, value in parts:
+            if isinstance(value, Plain) and value.role != base:
+                by_class.setdefault((value.role, positions), set()).add(up.name)
+        n_up = len({up.name for up, _, _ in parts})
+        whole = {k for k, ups in by_class.items() if len(ups) == n_up}
+        if not whole:
+            return parts, []
+        resid = self.graph.read_point(site).name
+        terms = [Term(Plain("resid", resid, role), Plain("resid", resid, base), positions)
+                 for role, positions in sorted(whole, key=repr)]
+        rest = [(up, positions, value) for up, positions, value in parts
+                if not (isinstance(value, Plain) and (value.role, positions) in whole)]
+        return rest, terms
 
     def _direct_role(self, site: Site, port: str, ctx: Ctx, matches: frozenset, path_key: str, positions) -> int:
         """The datum whose model inputs a direct (non-additive) port reads, e.g. the tokens a padding mask
@@ -327,7 +414,10 @@ class _Compiler:
         if not ms:
             return self._edge_datum(ctx, key)
         value = self.visit(source, ctx, ms, key, None)
-        assert isinstance(value, Plain)  # an input site can only be claimed by a leaf
+        if isinstance(value, Rewritten):
+            raise HypothesisError(f"{source.name} is read whole by {site.name}'s {port!r} input, not summed, so it "
+                                  "cannot be rewritten as an estimate plus a residual.", field="rewrite")
+        assert isinstance(value, Plain)  # an input site is claimed whole
         return value.role
 
     # --- driver -----------------------------------------------------------------------
@@ -335,16 +425,37 @@ class _Compiler:
         self.roles.append(RoleSpec(0, REFERENCE, None, None, "reference", "x0"))
         for name, info in self.infos.items():
             self._register(name, info)
+        for name, info in self.infos.items():
+            if info.parent is None:
+                continue
+            for path in info.paths:
+                for parent_path in self.infos[info.parent].paths:
+                    if path.within(parent_path):
+                        self.inside.setdefault(self.pattern_of[(info.parent, parent_path)], []).append(
+                            (name, self.pattern_of[(name, path)]))
         root = self.h.root.name
-        root_path = self.infos[root].paths[0]
-        start = frozenset({Match(root, self.pattern_of[(root, root_path)], 0)})
-        output = self.visit(self.graph.output, None, start, "output", None)
+        root_pat = self.pattern_of[(root, self.infos[root].paths[0])]
+        start = {Match(root, root_pat, 0)}
+        for child, cpat in self.inside.get(root_pat, ()):  # the root's children start at the output
+            if self._can_complete(cpat, 0, self.graph.output):
+                start.add(Match(child, cpat, 0))
+        output = self.visit(self.graph.output, None, frozenset(start), "output", None)
         unreached = [n for n in self.infos if n not in self.claimed]
         if unreached:
             n = unreached[0]
             raise HypothesisError(f"node {n!r} claims {[str(p) for p in self.infos[n].paths]}, but none of these "
                                   "paths is reached from its parent's claims, so the node would silently do nothing. "
                                   "Check the ports and positions against the parent's paths.", node=n, field="paths")
-        nodes = {n: NodeRoles(self._x_role(n), self.other_roles.get(n), tuple(self.edge_roles.get(n, ())))
-                 for n in self.infos}
-        return Plan((self.h.name,), tuple(self.roles), tuple(self.evals), (output,), (nodes,), self.n_pos)
+        nodes = {n: NodeRoles(self._x_role(n), self.other_roles.get(n), tuple(self.edge_roles.get(n, ())),
+                              self.rewrites.residual_roles.get(n)) for n in self.infos}
+        return Plan((self.h.name,), tuple(self.roles), tuple(self.evals), (output,), (nodes,), self.n_pos,
+                    self.rewrites.estimates())
+
+
+def _intersect(a: Optional[tuple], b: Optional[tuple]) -> Optional[tuple]:
+    """Positions in both (None: every position)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return tuple(p for p in a if p in b)

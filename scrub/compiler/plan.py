@@ -14,6 +14,9 @@ A plan is symbolic (no tensors) and made before any forward pass.
   i.e. the residual stream on the base datum with the contributions of the
   upstream sites that the hypothesis treats differently swapped out
   (path patching by differences). The output of the plan is the root's value.
+- An *estimated value* is a rewrite's estimate f evaluated on a role's data;
+  a rewritten copy enters its reader's input as two terms,
+  (f(x) - plain(u, base)) + (plain(u, y) - f(y)).
 """
 
 from __future__ import annotations
@@ -51,7 +54,15 @@ class Evaluated:
     id: int
 
 
-Value = Union[Plain, Evaluated]
+@dataclass(frozen=True)
+class Estimated:
+    """Estimate `estimate` (an index into `Plan.estimates`) evaluated on the data of `role`."""
+
+    estimate: int
+    role: int
+
+
+Value = Union[Plain, Evaluated, Estimated]
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class NodeRoles:
     x: int
     other: Optional[int] = None
     other_edges: tuple[tuple[str, int], ...] = ()  # independent policy: (edge, role)
+    residual: Optional[int] = None  # a rewrite's own residual draw
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,12 @@ class Plan:
     outputs: tuple[Value, ...]
     nodes: tuple[dict, ...] = ()
     n_positions: int = 1
+    estimates: tuple = ()  # rewrites' estimate functions (hypotheses.rewrites.Estimate), by index
+
+    def estimate_needs(self) -> set[Estimated]:
+        """Every estimate-on-a-role some evaluation reads."""
+        return {v for e in self.evals for _, expr in e.inputs for t in expr.terms for v in (t.value, t.minus)
+                if isinstance(v, Estimated)}
 
     def plain_needs(self) -> dict[int, set[tuple[str, str]]]:
         """For each role, the plain values some eval or output reads."""
@@ -133,8 +151,17 @@ def merge_plans(plans: list[Plan]) -> Plan:
     role_ids: dict = {}
     evals: list[Eval] = []
     eval_ids: dict = {}
+    estimates: list = []
+    estimate_ids: dict = {}  # by the estimate and its function: equal names never merge different code
     outputs, nodes, names = [], [], []
     for plan in plans:
+        xmap = {}
+        for i, est in enumerate(plan.estimates):
+            key = (est, est.fn)
+            if key not in estimate_ids:
+                estimate_ids[key] = len(estimates)
+                estimates.append(est)
+            xmap[i] = estimate_ids[key]
         rmap: dict[int, int] = {}
         for r in plan.roles:
             parent = None if r.parent is None else rmap[r.parent]
@@ -146,6 +173,8 @@ def merge_plans(plans: list[Plan]) -> Plan:
         emap: dict[int, int] = {}
 
         def value(v: Value) -> Value:
+            if isinstance(v, Estimated):
+                return Estimated(xmap[v.estimate], rmap[v.role])
             return Plain(v.what, v.site, rmap[v.role]) if isinstance(v, Plain) else Evaluated(emap[v.id])
 
         for e in plan.evals:
@@ -159,18 +188,20 @@ def merge_plans(plans: list[Plan]) -> Plan:
             emap[e.id] = eval_ids[content]
         outputs += [value(o) for o in plan.outputs]
         nodes += [{n: NodeRoles(rmap[nr.x], None if nr.other is None else rmap[nr.other],
-                                tuple((k, rmap[r]) for k, r in nr.other_edges)) for n, nr in part.items()}
+                                tuple((k, rmap[r]) for k, r in nr.other_edges),
+                                None if nr.residual is None else rmap[nr.residual]) for n, nr in part.items()}
                   for part in plan.nodes]
         names += list(plan.hypotheses)
-    return Plan(tuple(names), tuple(roles), tuple(evals), tuple(outputs), tuple(nodes), plans[0].n_positions)
+    return Plan(tuple(names), tuple(roles), tuple(evals), tuple(outputs), tuple(nodes), plans[0].n_positions,
+                tuple(estimates))
 
 
 def for_seeds(plan: Plan, seeds) -> Plan:
     """One plan computing `plan` under every seed: each drawn role is copied per seed (the reference
     data and roles that equal them are shared), so the model's own output and everything computed on
     the reference data are computed once. Outputs are ordered seed by seed."""
-    copies = [Plan(plan.hypotheses, tuple(r if r.kind == REFERENCE else replace(r, seed=s) for r in plan.roles),
-                   plan.evals, plan.outputs, plan.nodes, plan.n_positions) for s in seeds]
+    copies = [replace(plan, roles=tuple(r if r.kind == REFERENCE else replace(r, seed=s) for r in plan.roles))
+              for s in seeds]
     return merge_plans(copies)
 
 

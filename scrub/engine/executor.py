@@ -18,6 +18,7 @@ from torch import Tensor
 from scrub.adapters.base import OUT, Adapter, SiteRequest
 from scrub.compiler.plan import Evaluated, InputExpr, Plain, Plan, Value
 from scrub.data import Dataset
+from scrub.engine.estimates import estimate_values
 from scrub.errors import InterventionError
 
 # Rows per stacked forward pass when the caller does not choose a chunk size.
@@ -45,6 +46,7 @@ def execute(plan: Plan, adapter: Adapter, data: Dataset, roles: dict[int, Tensor
         for start in range(0, n, chunk):
             rows = slice(start, min(start + chunk, n))
             plain = _plain_values(adapter, data, roles, needs, rows)
+            plain.update(estimate_values(plan, adapter, data, roles, rows, plain))  # rewrites' estimates
             evaluated: dict[int, Tensor] = {}
             for stage in sorted(stages):
                 batch = stages[stage]
@@ -90,8 +92,9 @@ def _plain_values(adapter, data, roles, needs, rows) -> dict:
 def _value(v: Value, plain: dict, evaluated: dict) -> Tensor:
     if isinstance(v, Plain):
         return plain[(v.role, v.what, v.site)]
-    assert isinstance(v, Evaluated)
-    return evaluated[v.id]
+    if isinstance(v, Evaluated):
+        return evaluated[v.id]
+    return plain[v]  # an estimate (scrub.engine.estimates)
 
 
 class _StageInputs:

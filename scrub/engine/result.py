@@ -36,8 +36,9 @@ class ScrubResult:
 
     def node_indices(self) -> dict[str, dict]:
         """For every node: the dataset indices of its datum (`x`), of its
-        other-inputs datum (`other`, if it has unclaimed inputs) and, under the
-        independent policy, of each unclaimed edge's draw (`other_edges`)."""
+        other-inputs datum (`other`, if it has unclaimed inputs), under the
+        independent policy of each unclaimed edge's draw (`other_edges`), and of
+        a rewrite's own residual draw (`residual`)."""
         out = {}
         for name, nr in self.plan.nodes[self.index].items():
             entry = {"x": self.roles[nr.x]}
@@ -45,6 +46,8 @@ class ScrubResult:
                 entry["other"] = self.roles[nr.other]
             if nr.other_edges:
                 entry["other_edges"] = {edge: self.roles[r] for edge, r in nr.other_edges}
+            if nr.residual is not None:
+                entry["residual"] = self.roles[nr.residual]
             out[name] = entry
         return out
 

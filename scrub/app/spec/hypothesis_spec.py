@@ -10,6 +10,10 @@
             - name: previous token
               paths: .k <- head.0.2
               sampler: {agree: {token_at: -2}}
+            - each_position: "0:4"           # one node per position; {i} is the position
+              name: value at {i}
+              paths: .v <- *@{i}
+              rewrite: {estimate: zero, residual: drop}   # the site computes an estimate (here: 0)
 
 Samplers and features are read and written by the kinds themselves, from the
 registries `hypotheses.samplers.SAMPLERS` and `hypotheses.features.FEATURES`
@@ -20,14 +24,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from scrub.app.spec import position_groups
 from scrub.app.spec.yamlpos import Key, Located
 
 from hypotheses.features import NotSerializable
 from hypotheses.nodes import POLICIES, Hypothesis, Node
 from hypotheses.registry import SpecValue
+from hypotheses.rewrites import Rewrite
 from hypotheses.samplers import SAMPLERS, Exact, Unconditional
 
-NODE_KEYS = ("name", "paths", "sampler", "other_inputs", "policy", "children")
+NODE_KEYS = ("name", "paths", "sampler", "other_inputs", "policy", "rewrite", "children")
 
 
 # --- spec -> Python --------------------------------------------------------------------
@@ -48,8 +54,26 @@ def _get(doc: Located, key: Key) -> Any:
     return value
 
 
-def _node(doc: Located, key: Key, root: bool = False) -> Node:
-    spec = _get(doc, key)
+def _children(doc: Located, key: Key, spec: dict) -> tuple[Node, ...]:
+    """The nodes of a `children` list; an `each_position` entry gives one node per position (its errors
+    point at the entry)."""
+    out = []
+    for i, child in enumerate(spec.get("children", [])):
+        ckey = key + ("children", i)
+        if isinstance(child, dict) and position_groups.KEY in child:
+            positions = position_groups.positions_of(child[position_groups.KEY])
+            if positions is None:
+                raise doc.error(ckey + (position_groups.KEY,), "each_position must be a position, a list of "
+                                "positions, or a range 'start:stop' (e.g. '0:42'). " + position_groups.BASE_60_HINT)
+            template = {k: v for k, v in child.items() if k != position_groups.KEY}
+            out += [_node(doc, ckey, spec=position_groups.fill(template, p)) for p in positions]
+        else:
+            out.append(_node(doc, ckey))
+    return tuple(out)
+
+
+def _node(doc: Located, key: Key, root: bool = False, spec: Any = None) -> Node:
+    spec = _get(doc, key) if spec is None else spec
     if not isinstance(spec, dict):
         raise doc.error(key, f"a node must be a mapping with keys {', '.join(NODE_KEYS)}; got {type(spec).__name__}.")
     unknown = [k for k in spec if k not in NODE_KEYS]
@@ -74,10 +98,12 @@ def _node(doc: Located, key: Key, root: bool = False) -> Node:
     if policy is not None and policy not in POLICIES:
         raise doc.error(key + ("policy",), f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}.")
     return Node(spec["name"], tuple(paths),
-                sampler(doc, key + ("sampler",)) if "sampler" in spec else Exact(),
-                tuple(_node(doc, key + ("children", i)) for i in range(len(children))),
-                sampler(doc, key + ("other_inputs",)) if "other_inputs" in spec else Unconditional(),
-                policy)
+                SAMPLERS.parse(SpecValue(spec["sampler"], key + ("sampler",))) if "sampler" in spec else Exact(),
+                _children(doc, key, spec),
+                SAMPLERS.parse(SpecValue(spec["other_inputs"], key + ("other_inputs",)))
+                if "other_inputs" in spec else Unconditional(),
+                policy,
+                Rewrite.from_spec(SpecValue(spec["rewrite"], key + ("rewrite",))) if "rewrite" in spec else None)
 
 
 def sampler(doc: Located, key: Key):
@@ -103,8 +129,10 @@ def _node_dict(n: Node, root: bool = False) -> dict:
         out["other_inputs"] = n.other_inputs.to_spec()
     if n.policy is not None:
         out["policy"] = n.policy
+    if n.rewrite is not None:
+        out["rewrite"] = n.rewrite.to_spec()
     if n.children:
-        out["children"] = [_node_dict(c) for c in n.children]
+        out["children"] = position_groups.compact(list(n.children), _node_dict)
     return out
 
 

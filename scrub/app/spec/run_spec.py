@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from scrub.app.spec import position_groups
 from scrub.app.spec.dry_run import dry_run
 from scrub.app.spec.hypothesis_spec import hypothesis_to_dict, parse_hypothesis
 from scrub.app.spec.sources import DATA_SOURCES, MODEL_SOURCES
@@ -220,6 +221,12 @@ def _rule(doc: Located) -> VerdictRule:
         raise doc.error(("verdict", exc.field) if exc.field else ("verdict",), exc.message) from None
 
 
+def expanded_names(node: dict) -> list[str]:
+    """The node names one entry of the hypothesis stands for (an `each_position` entry: one per position)."""
+    positions = position_groups.positions_of(node.get(position_groups.KEY)) if position_groups.KEY in node else None
+    return [position_groups.fill(node["name"], p) for p in positions] if positions else [node["name"]]
+
+
 def _node_keys(doc: Located) -> dict:
     """Node name -> every key path where a node of that name is written (document order)."""
     out: dict = {}
@@ -230,7 +237,8 @@ def _node_keys(doc: Located) -> dict:
             node = node[part]
         if isinstance(node, dict):
             if isinstance(node.get("name"), str):
-                out.setdefault(node["name"], []).append(key)
+                for name in expanded_names(node):
+                    out.setdefault(name, []).append(key)
             for i, _ in enumerate(node.get("children", []) if isinstance(node.get("children"), list) else []):
                 walk(key + ("children", i))
 
