@@ -22,6 +22,7 @@ registries `hypotheses.samplers.SAMPLERS` and `hypotheses.features.FEATURES`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from scrub.app.spec import position_groups
@@ -29,6 +30,7 @@ from scrub.app.spec.yamlpos import Key, Located
 
 from hypotheses.features import NotSerializable
 from hypotheses.nodes import POLICIES, Hypothesis, Node
+from hypotheses.positions import PositionGroup
 from hypotheses.registry import SpecValue
 from hypotheses.rewrites import Rewrite
 from hypotheses.samplers import SAMPLERS, Exact, Unconditional
@@ -66,7 +68,12 @@ def _children(doc: Located, key: Key, spec: dict) -> tuple[Node, ...]:
                 raise doc.error(ckey + (position_groups.KEY,), "each_position must be a position, a list of "
                                 "positions, or a range 'start:stop' (e.g. '0:42'). " + position_groups.BASE_60_HINT)
             template = {k: v for k, v in child.items() if k != position_groups.KEY}
-            out += [_node(doc, ckey, spec=position_groups.fill(template, p)) for p in positions]
+
+            def make(p, template=template, ckey=ckey):
+                return _node(doc, ckey, spec=position_groups.fill(template, p))
+
+            group = PositionGroup(make, positions)  # written back as one entry, as per_position's nodes are
+            out += [replace(make(p), origin=(group, p)) for p in positions]
         else:
             out.append(_node(doc, ckey))
     return tuple(out)
