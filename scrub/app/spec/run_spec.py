@@ -13,7 +13,7 @@ import hashlib
 import importlib
 import pathlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from scrub.app.spec.hypothesis_spec import hypothesis_to_dict, parse_hypothesis
@@ -25,15 +25,17 @@ from scrub.errors import ScrubError, SpecValueError, did_you_mean
 from hypotheses.nodes import Hypothesis
 from hypotheses.registry import SpecValue
 
+from metrics.cancel import CancelSettings
 from metrics.distances import DISTANCES
 from metrics.losses import LOSSES
 from metrics.protocol import metric_from_spec
 from metrics.verdicts import VerdictRule
 
-TOP_KEYS = ("name", "description", "imports", "model", "data", "loss", "metrics", "verdict", "seeds", "reference",
-            "policy", "batch_size", "hypothesis")
+TOP_KEYS = ("name", "description", "imports", "model", "data", "loss", "metrics", "verdict", "cancel", "seeds",
+            "reference", "policy", "batch_size", "hypothesis")
 REQUIRED = ("model", "data", "loss", "hypothesis")
-RULE_SETTINGS = ("min_loss_recovered", "max_distance_fraction", "distance", "min_gap")
+RULE_SETTINGS = ("min_loss_recovered", "max_distance_fraction", "distance", "min_gap", "independent_margin")
+CANCEL_SETTINGS = tuple(f.name for f in fields(CancelSettings))  # the `cancel:` mapping: the report's thresholds
 
 
 @dataclass
@@ -52,6 +54,7 @@ class RunSpec:
     reference: Optional[int]
     batch_size: Optional[int]
     node_keys: dict = field(default_factory=dict)  # node name -> key path in the document
+    cancel: CancelSettings = field(default_factory=CancelSettings)  # the cancel-out report's thresholds
 
     @property
     def sha256(self) -> str:
@@ -125,7 +128,7 @@ def _parse(doc: Located, text: str, file: str) -> RunSpec:
         raise doc.error(("metrics",), "metrics must be a list.")
     metrics = [metric_from_spec(SpecValue(item, ("metrics", i))) for i, item in enumerate(items)]
     return RunSpec(file, text, doc, name, hypothesis, model, data_spec, loss, metrics, _rule(doc), tuple(seeds),
-                   reference, batch_size, _node_keys(doc))
+                   reference, batch_size, _node_keys(doc), _cancel(doc))
 
 
 @contextlib.contextmanager
@@ -166,6 +169,23 @@ def _source(value: Any, key: tuple, sources) -> dict:
     if isinstance(value, str):
         value = {"bundled": value}
     return sources.parse(SpecValue(value, key))
+
+
+def _cancel(doc: Located) -> CancelSettings:
+    spec = doc.data.get("cancel", {}) or {}
+    if not isinstance(spec, dict):
+        raise doc.error(("cancel",), "cancel must be a mapping of cancel-out report settings.")
+    defaults = CancelSettings()
+    for k, v in spec.items():
+        if k not in CANCEL_SETTINGS:
+            raise doc.error(("cancel", k), f"unknown cancel setting {k!r}.{did_you_mean(k, CANCEL_SETTINGS)} "
+                                           f"Valid: {', '.join(CANCEL_SETTINGS)}.")
+        want = type(getattr(defaults, k))
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (want is int and not isinstance(v, int)) \
+                or v <= 0 or (want is int and k == "max_size" and v < 2):
+            what = "an integer >= 2" if k == "max_size" else "a positive integer" if want is int else "a positive number"
+            raise doc.error(("cancel", k), f"{k} must be {what}; got {v!r}.")
+    return CancelSettings(**spec)
 
 
 def _rule(doc: Located) -> VerdictRule:
