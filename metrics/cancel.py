@@ -276,7 +276,8 @@ def cancel_out_report(model, hypothesis: Hypothesis, data, loss, *, seeds: Seque
     sketches = [ev_alone[i].extras["sketch"] - ev_full.extras["sketch"] for i in searched]
     candidates = propose(gram(sketches), settings.max_size, settings.max_candidates) if len(searched) >= 2 else []
     cost.candidates = len(candidates)
-    to_measure = sorted({tuple(searched[j] for j in sub) for cand, _ in candidates for sub in measured_subsets(cand)},
+    to_measure = sorted({tuple(sorted(searched[j] for j in sub)) for cand, _ in candidates
+                         for sub in measured_subsets(cand)},
                         key=lambda s: (len(s), s))
     measured: dict[tuple[int, ...], tuple[Estimate, Estimate, Estimate]] = {}
     if to_measure:

@@ -50,11 +50,14 @@ def rolled_order(n: int, shift: int, block: int) -> np.ndarray:
     """For a ROLL role: which reference datum's parent datum each of the n reference data takes.
 
     Reference data are cut into blocks of `block` (the last may be shorter) and
-    rotated by `shift` within their block: i -> start + (i - start + shift) mod len."""
+    rotated within their block: i -> start + (i - start + s) mod len, with
+    s = 1 + (shift - 1) mod (len - 1) for shift >= 1, so that no datum keeps its
+    own parent datum (unless it is alone in its block)."""
     i = np.arange(n)
     start = (i // block) * block
     length = np.minimum(block, n - start)
-    return start + (i - start + shift) % length
+    s = np.where(length > 1, 1 + (shift - 1) % np.maximum(length - 1, 1), 0) if shift >= 1 else 0
+    return start + (i - start + s) % length
 
 
 @dataclass(frozen=True)
