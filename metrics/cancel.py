@@ -313,28 +313,47 @@ def _cancelled(joint, full, *alone) -> float:
 
 
 class _Runner:
-    """Runs variants with seeds stacked, split into as few merged plans as keep each chunk's outputs under
-    OUTPUT_BUDGET bytes (a GPT-2 logit tensor is 6 MB per datum at 32 positions)."""
+    """Runs variants with seeds stacked, in as few merged plans as keep each chunk's outputs under
+    OUTPUT_BUDGET bytes (a GPT-2 logit tensor is 6 MB per datum at 32 positions): the plain passes are
+    repeated once per plan, so small chunks of one plan beat large chunks of several. Only distances are
+    computed (the loss is not needed, and over a large vocabulary it costs as much as a variant)."""
 
-    OUTPUT_BUDGET = 2 ** 30
+    OUTPUT_BUDGET = 2 * 2 ** 30
 
     def __init__(self, adapter, data, loss, dist: str, kw: dict, batch_size: Optional[int]):
-        self.adapter, self.data, self.loss, self.dist, self.kw = adapter, data, loss, dist, kw
+        self.adapter, self.data, self.dist, self.kw = adapter, data, dist, kw
+        self.loss = _DistancesOnly(loss)
         with torch.inference_mode():
             one = adapter.plain(data.inputs[:1].to(adapter.device), {(OUT, "output")})[(OUT, "output")]
-        per_datum = one.numel() * one.element_size()
-        n_ref = _n_reference(kw["reference"], data)
-        self.batch = batch_size or max(1, min(n_ref, 512))
-        self.group = max(1, self.OUTPUT_BUDGET // (self.batch * per_datum * max(1, len(kw["seeds"]))))
+        self.per_datum = one.numel() * one.element_size() * max(1, len(kw["seeds"]))
+        self.n_ref = _n_reference(kw["reference"], data)
+        self.batch_size = batch_size
 
     def run(self, hypotheses: list, sketch=None) -> list:
+        outputs = (len(hypotheses) + 1) * self.per_datum  # and the random baseline's, per reference datum
+        group = len(hypotheses) if outputs <= self.OUTPUT_BUDGET else max(1, self.OUTPUT_BUDGET // self.per_datum - 1)
+        batch = self.batch_size or max(1, min(self.n_ref, self.OUTPUT_BUDGET // ((group + 1) * self.per_datum)))
         out = []
         extras = {"sketch": sketch} if sketch else None
-        for start in range(0, len(hypotheses), self.group):
-            out += evaluate_many(self.adapter, hypotheses[start:start + self.group], self.data, self.loss,
-                                 distances=(self.dist,), batch_size=self.batch, check_independent=False,
+        for start in range(0, len(hypotheses), group):
+            out += evaluate_many(self.adapter, hypotheses[start:start + group], self.data, self.loss,
+                                 distances=(self.dist,), batch_size=batch, check_independent=False,
                                  extras=extras, **self.kw)
         return out
+
+
+class _DistancesOnly:
+    """The loss, as far as distances need it (positions, output dims), with its per-datum value left out."""
+
+    def __init__(self, loss):
+        self.inner = loss
+        self.name = getattr(loss, "name", "loss")
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
+
+    def __call__(self, outputs, batch):
+        return torch.zeros(len(batch), device=outputs.device)
 
 
 def _n_reference(reference, data) -> int:

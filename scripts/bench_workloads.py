@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
+
 import torch
 
 from scrub import Dataset, ScrubTransformer, TransformerConfig
@@ -17,6 +19,12 @@ class Workload:
     loss: object
     hypotheses: list  # the workload's own hypotheses
     main: Hypothesis  # the one compared with the naive loop and nnsight
+    cancel_hypothesis: Optional[Hypothesis] = None  # the one the cancel-out report runs on (default: main)
+    cancel_model: Optional[torch.nn.Module] = None  # the model it runs on (default: model)
+
+    @property
+    def cancel(self) -> Hypothesis:
+        return self.cancel_hypothesis or self.main
 
     def variants(self, k: int) -> list:
         """k variants of `main` for the stacking measurement (cancel-out report variants)."""
@@ -84,4 +92,34 @@ def gpt2_shaped(n: int, seq: int) -> Workload:
     simple = Hypothesis(Node("output", children=[Node("name movers", [f"output <- {h}" for h in NAME_MOVERS],
                                                       agree(token_at(-1)))]), name="name movers only")
     rnd = Hypothesis(Node("output", sampler=unconditional()), name="random")
-    return Workload("gpt2-shaped", model, data, NextTokenLoss(), [main, simple, rnd], main)
+    # "name movers only" leaves 155 components unexplained (every other head, MLP and embedding at the output);
+    # the cancel-out report runs on a copy with two planted sets among them
+    return Workload("gpt2-shaped", model, data, NextTokenLoss(), [main, simple, rnd], main, simple,
+                    plant_cancellations(model))
+
+
+PLANTED_SETS = (("head.10.0", "head.10.1"), ("head.11.0", "head.11.1", "head.11.2"))
+
+
+def plant_cancellations(model, scale: float = 30.0):
+    """A copy of `model` whose heads in each of PLANTED_SETS read alike (the first head's q/k/v weights) and
+    write large outputs that sum to zero (W_O of A, B, ... and minus their sum for the last): cancel-out
+    sets of sizes 2 and 3 hidden among GPT-2 small's heads."""
+    import copy
+
+    planted = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for heads in PLANTED_SETS:
+            layer, first = (int(v) for v in heads[0].split(".")[1:])
+            attn = planted.blocks[layer].attn
+            idx = [int(h.split(".")[2]) for h in heads]
+            writes = [torch.randn(attn.W_O.shape[1:], generator=g) * 0.02 * scale for _ in idx[:-1]]
+            writes.append(-sum(writes))
+            for i, w in zip(idx, writes):
+                for W in (attn.W_Q, attn.W_K, attn.W_V):
+                    W[i] = W[first]
+                for b in (attn.b_Q, attn.b_K, attn.b_V):
+                    b[i] = b[first]
+                attn.W_O[i] = w
+    return planted
