@@ -84,14 +84,6 @@ def run_paren(n: int, seeds) -> None:
                 ["IIA", "interchanges that change the predicted class", "IIA on those"]))
 
 
-def _says(v) -> str:
-    if "no loss to recover" in v.flags:
-        return "no loss"
-    if not v.survives:
-        return "flagged" if "loss preserved but function changed" in v.flags else "rejected"
-    return "flagged" if v.cancels else "survives"
-
-
 def _why(v) -> str:
     flags = [f.split(" (")[0] if f.startswith("the parts it leaves out cancel") else f
              for f in v.flags if f != "no loss to recover"]
@@ -105,7 +97,7 @@ def run_planted() -> None:
         out = []
         for h, expected in cases:
             v = RULE.judge(evaluate(model, h, data, loss, seeds=(0, 1), **kw))
-            says = _says(v)
+            says = planted_h.toolkit_says(v)
             lr = "undefined" if says == "no loss" else v.loss_recovered.percent()
             out.append([h.name, expected, lr, str(v.distance), says, _why(v)])
         return out
@@ -121,7 +113,8 @@ def run_planted() -> None:
             named = "; ".join("{" + ", ".join(sorted(s.names)) + "}" for s in report.sets) or "none"
             planted = "; ".join("{" + ", ".join(sorted(s)) + "}" for s in sets) or "none"
             table.append([h.name, expected, v.loss_recovered.percent(), str(v.distance),
-                          "-" if v.independent is None else str(v.independent), _says(v), named, planted])
+                          "-" if v.independent is None else str(v.independent), planted_h.toolkit_says(v), named,
+                          planted])
         put("planted.md", key, markdown_table(table, cancel_header))
     table = []
     for act in (True, False):

@@ -16,6 +16,7 @@ from hypotheses.cases.planted import model as models
 from metrics import MSELoss, VerdictRule, cancel_out_report, evaluate
 
 RULE = VerdictRule()
+toolkit_says = hyps.toolkit_says
 CASES = hyps.cancellation_cases()
 ENTRIES = [(key, i) for key, (cases, _, _) in CASES.items() for i in range(len(cases()))]
 CONTROLS = ("terms-control", "small-extras", "heads-control")
@@ -38,15 +39,6 @@ def entry(key: str, index: int):
     h, says, sets = cases()[index]
     model, data = built(key)
     return model, data, loss, h, says, sets
-
-
-def toolkit_says(verdict) -> str:
-    """survives / rejected / flagged / no loss, from the verdict and its flags alone."""
-    if "no loss to recover" in verdict.flags:
-        return "no loss"
-    if not verdict.survives:
-        return "flagged" if "loss preserved but function changed" in verdict.flags else "rejected"
-    return "flagged" if verdict.cancels else "survives"
 
 
 @pytest.mark.parametrize("key,index", ENTRIES, ids=[f"{k}-{i}" for k, i in ENTRIES])

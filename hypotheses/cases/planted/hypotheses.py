@@ -18,6 +18,15 @@ from hypotheses.nodes import Hypothesis, Node
 from hypotheses.samplers import Unconditional, agree
 
 
+def toolkit_says(verdict) -> str:
+    """What the toolkit says of a hypothesis, in the words above, from its verdict and flags alone."""
+    if "no loss to recover" in verdict.flags:
+        return "no loss"
+    if not verdict.survives:
+        return "flagged" if "loss preserved but function changed" in verdict.flags else "rejected"
+    return "flagged" if verdict.cancels else "survives"
+
+
 def _h(name, *kids, policy="shared"):
     return Hypothesis(Node("output", children=list(kids)), name=name, policy=policy)
 
