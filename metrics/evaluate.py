@@ -30,7 +30,7 @@ from hypotheses.nodes import Hypothesis, Node
 from hypotheses.samplers import Unconditional
 
 from metrics.distances import DISTANCES
-from metrics.independent import IndependentDraws, plan_check
+from metrics.independent import IndependentDraws, block_for, plan_check
 from metrics.protocol import as_metrics
 from metrics.stats import Estimate, estimate
 
@@ -206,7 +206,8 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
     outputs, comparisons = as_metrics(list(dist_names) + list(metrics or ()), loss)
     hypotheses = list(hypotheses)
     compiled = compile_many(model, hypotheses + [random_baseline()], data, reference)
-    checks = [plan_check(h, compiled.adapter.graph, compiled.plan.n_positions) if check_independent else None
+    block = block_for(batch_size)
+    checks = [plan_check(h, compiled.adapter.graph, compiled.plan.n_positions, block) if check_independent else None
               for h in hypotheses]
     compiled = _with_checks(compiled, [c for c in checks if c is not None])
     fns = {"loss": lambda ys, ym, b: loss(ys, b), "model:loss": lambda ys, ym, b: loss(ym, b)}

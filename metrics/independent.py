@@ -40,6 +40,14 @@ MAX_FRESH = 16  # edges with fresh draws (conditional other-inputs samplers) the
 SUFFIX = " [independent draws]"
 
 
+def block_for(batch_size: Optional[int]) -> int:
+    """BLOCK, or with a caller's chunk size the largest divisor of it up to BLOCK: chunks then hold whole
+    blocks, so the check's draws are served from existing passes (else each would cost one)."""
+    if not batch_size:
+        return BLOCK
+    return max(d for d in range(1, min(BLOCK, batch_size) + 1) if batch_size % d == 0)
+
+
 @dataclass
 class IndependentDraws:
     """Per-(seed, datum) values `(n_seeds, N)` of a hypothesis scored with its unexplained inputs drawn

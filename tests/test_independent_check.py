@@ -16,7 +16,7 @@ from scrub.engine.run import Compiled, run_seeds
 from hypotheses import Hypothesis, Node, agree, token_at
 from metrics import MSELoss, NextTokenLoss, VerdictRule, evaluate
 from metrics.evaluate import Evaluation
-from metrics.independent import MAX_FRESH, independent_variant, plan_check
+from metrics.independent import MAX_FRESH, block_for, independent_variant, plan_check
 
 from conftest import tiny_tokens, tiny_transformer
 from reference import ScrubTransformerOps, reference_outputs
@@ -76,6 +76,10 @@ def test_the_check_equals_the_reference_with_padding_masks(h, seed):
     except HypothesisError:
         assume(False)
     _agree(ScrubTransformerOps(PADDED), result.hypothesis, PADDED_DATA, result)
+
+
+def test_a_callers_chunk_size_holds_whole_blocks():
+    assert [block_for(b) for b in (None, 512, 100, 64, 8, 7, 1)] == [64, 64, 50, 64, 8, 7, 1]
 
 
 def test_rolled_edges_take_other_data_and_add_no_forward_pass():
@@ -161,3 +165,20 @@ def test_a_check_with_stacked_seeds_uses_each_seeds_own_draws():
                           atol=1e-6)
     assert not torch.allclose(b.independent.comparisons["l2_logits"][0], b.independent.comparisons["l2_logits"][1])
     assert replace(a).independent is a.independent
+
+
+def test_compare_carries_the_flag_into_its_ranking_and_record():
+    from metrics import compare
+    from scrub.app.report.record import ranking_record
+
+    _, adapter, data = toy_setup(n=120)
+    truth = Hypothesis(Node("out", children=[Node("a", "output <- a"),
+                                             Node("b-c", ["output <- b", "output <- c"])]), name="a; b-c together")
+    ranking = compare(adapter, [truth, only_a("shared")], data, MSELoss(), seeds=(0,))
+    rows = {r["name"]: r for r in ranking_record(ranking)["rows"]}
+    assert rows["only a (shared)"]["cancels"] and rows["only a (shared)"]["survives"]
+    assert not rows["a; b-c together"]["cancels"]
+    assert "the parts it leaves out cancel" in str(ranking)
+    from scrub.app.report.html import render_compare_html
+    page = render_compare_html(ranking_record(ranking))
+    assert page.count("survives, flagged") == 1 and '<tr class="other">' in page

@@ -141,7 +141,8 @@ def run(specs, device, seed, n_seeds, reference, out, use_wandb, wandb_project, 
         start = time.time()
         record, folder, done = _guard(debug, run_spec, spec, out, settings, _progress(spec.name))
         status = "already done" if done else f"{time.time() - start:.0f}s"
-        click.echo(f"{spec.name}: {record['verdict']['status']} ({status}) -> {folder / 'result.json'}")
+        cancels = " (flagged: the parts it leaves out cancel)" if record["verdict"].get("cancels") else ""
+        click.echo(f"{spec.name}: {record['verdict']['status']}{cancels} ({status}) -> {folder / 'result.json'}")
         if use_wandb and not done:
             _guard(debug, _log_wandb, record, spec.file, folder, wandb_project)
         rows.append(_row(record))
