@@ -318,7 +318,7 @@ class _Runner:
     repeated once per plan, so small chunks of one plan beat large chunks of several. Only distances are
     computed (the loss is not needed, and over a large vocabulary it costs as much as a variant)."""
 
-    OUTPUT_BUDGET = 2 * 2 ** 30
+    OUTPUT_BUDGET = 2 ** 30
 
     def __init__(self, adapter, data, loss, dist: str, kw: dict, batch_size: Optional[int]):
         self.adapter, self.data, self.dist, self.kw = adapter, data, dist, kw
