@@ -6,26 +6,31 @@
 
 Hypotheses and the random baseline (the hypothesis whose only node is a root
 with the unconditional sampler), under every seed, run as one merged plan, so
-they share their draws and the plain forward passes. Everything is kept per (seed,
+they share their draws and the plain forward passes. The same plan scores each
+hypothesis once more with its unexplained inputs drawn independently
+(`metrics.independent`; no extra forward pass), which the verdict uses to say
+when the parts a hypothesis leaves out cancel. Everything is kept per (seed,
 reference datum); statistics are computed from those same numbers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
 
 import scrub
 from scrub.data import Dataset
-from scrub.engine.run import check_seeds, compile_many, run_seeds
+from scrub.compiler.plan import merge_plans
+from scrub.engine.run import Compiled, check_seeds, compile_many, run_seeds
 
 from hypotheses.nodes import Hypothesis, Node
 from hypotheses.samplers import Unconditional
 
 from metrics.distances import DISTANCES
+from metrics.independent import IndependentDraws, block_for, plan_check
 from metrics.protocol import as_metrics
 from metrics.stats import Estimate, estimate
 
@@ -69,7 +74,10 @@ class Evaluation:
     scrubbed outputs, the model's own outputs and the random baseline's.
     comparisons: comparison metrics (distances, agreement) of the scrubbed
     outputs against the model's; random_comparisons: the same for the random
-    baseline (the scale of "everything resampled")."""
+    baseline (the scale of "everything resampled"). independent: the same
+    hypothesis scored with its unexplained inputs drawn independently (None when
+    not computed, or when that would change nothing). extras: values of raw
+    per-datum functions passed to `evaluate_many(extras=...)`."""
 
     hypothesis: Hypothesis
     loss_name: str
@@ -82,6 +90,8 @@ class Evaluation:
     results: list = field(default_factory=list)  # ScrubResult per seed (audit trail, outputs dropped)
     main_distance: str = "kl"  # the distance verdicts judge by (the loss's default_distance)
     warnings: tuple[str, ...] = ()  # e.g. a feature that is constant over the pool; verdicts flag them
+    independent: Optional[IndependentDraws] = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -132,24 +142,32 @@ class Evaluation:
         return {"seeds": list(self.seeds), "loss_name": self.loss_name, "scrubbed": self.scrubbed,
                 "model": self.model, "random": self.random, "comparisons": self.comparisons,
                 "random_comparisons": self.random_comparisons, "main_distance": self.main_distance,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings),
+                "independent": None if self.independent is None else self.independent.state()}
 
     @classmethod
     def from_state(cls, hypothesis: Hypothesis, state: dict) -> "Evaluation":
         return cls(hypothesis, state["loss_name"], tuple(state["seeds"]), state["scrubbed"], state["model"],
                    state["random"], state["comparisons"], state["random_comparisons"],
                    main_distance=state.get("main_distance", "kl" if "kl" in state["comparisons"] else "l2_logits"),
-                   warnings=tuple(state.get("warnings", ())))
+                   warnings=tuple(state.get("warnings", ())),
+                   independent=IndependentDraws.from_state(state.get("independent")))
 
     @classmethod
     def merge_seeds(cls, parts: Sequence["Evaluation"]) -> "Evaluation":
         """One evaluation from evaluations of the same hypothesis and data under different seeds."""
         first = parts[0]
-        cat = lambda attr: {k: torch.cat([getattr(p, attr)[k] for p in parts]) for k in getattr(first, attr)}  # noqa: E731
-        return cls(first.hypothesis, first.loss_name, tuple(s for p in parts for s in p.seeds), cat("scrubbed"),
-                   cat("model"), cat("random"), cat("comparisons"), cat("random_comparisons"),
-                   [r for p in parts for r in p.results], first.main_distance,
-                   tuple(dict.fromkeys(w for p in parts for w in p.warnings)))
+        cat = lambda objs, attr: {k: torch.cat([getattr(o, attr)[k] for o in objs])  # noqa: E731
+                                  for k in getattr(objs[0], attr)}
+        independent = None
+        if all(p.independent is not None for p in parts):
+            ind = [p.independent for p in parts]
+            independent = IndependentDraws(cat(ind, "scrubbed"), cat(ind, "comparisons"), ind[0].edges, ind[0].draws,
+                                           [r for i in ind for r in i.results])
+        return cls(first.hypothesis, first.loss_name, tuple(s for p in parts for s in p.seeds), cat(parts, "scrubbed"),
+                   cat(parts, "model"), cat(parts, "random"), cat(parts, "comparisons"),
+                   cat(parts, "random_comparisons"), [r for p in parts for r in p.results], first.main_distance,
+                   tuple(dict.fromkeys(w for p in parts for w in p.warnings)), independent)
 
     def summary(self) -> dict:
         out = {"hypothesis": self.name, "loss": self.loss_name, "n_reference": self.scrub_loss.shape[1],
@@ -169,8 +187,9 @@ class Evaluation:
 def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, *, seeds: Sequence[int] = (0,),
                   reference=None, metrics: Optional[Sequence] = None, distances: Optional[Sequence[str]] = None,
                   batch_size: Optional[int] = None, reference_seed: Optional[int] = None,
-                  log_to=None) -> list[Evaluation]:
-    """Evaluate several hypotheses against one model, data, loss and seeds, in one batched run per seed.
+                  log_to=None, check_independent: bool = True,
+                  extras: Optional[Mapping[str, Callable]] = None) -> list[Evaluation]:
+    """Evaluate several hypotheses against one model, data, loss and seeds, in one stacked pass.
 
     metrics: extra OutputMetric / ComparisonMetric objects (or distance names).
     distances: built-in distances to report (default: KL both ways and L2 for
@@ -180,12 +199,21 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
         datum's values under different seeds are repeated measurements of it.
     log_to: a sink called as `log_to(evaluations, data)` once they are computed, e.g.
         `scrub.app.report.to_wandb(project="induction", mode="offline")`, which logs
-        each evaluation with its default verdict as one W&B run."""
+        each evaluation with its default verdict as one W&B run.
+    check_independent: also score each hypothesis with its unexplained inputs drawn
+        independently (`ev.independent`; see metrics/independent.py). It adds no
+        forward pass, only the variant's site evaluations.
+    extras: name -> fn(scrubbed, model, batch) giving any per-datum tensor, kept
+        unchecked in `ev.extras` (e.g. the cancel-out report's output sketches)."""
     check_loss(loss)
     seeds = check_seeds(seeds)
     outputs, comparisons = measures(loss, metrics, distances)
     hypotheses = list(hypotheses)
     compiled = compile_many(model, hypotheses + [random_baseline()], data, reference)
+    block = block_for(batch_size)
+    checks = [plan_check(h, compiled.adapter.graph, compiled.plan.n_positions, block) if check_independent else None
+              for h in hypotheses]
+    compiled = _with_checks(compiled, [c for c in checks if c is not None])
     fns = {"loss": finite("loss", lambda ys, ym, b: loss(ys, b)),
            "model:loss": finite("loss", lambda ys, ym, b: loss(ym, b))}
     for m in outputs:
@@ -193,6 +221,7 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
         fns[f"model:{m.name}"] = finite(m.name, (lambda m: lambda ys, ym, b: m(ym, b))(m))
     for c in comparisons:
         fns[c.name] = finite(c.name, c)
+    fns.update(extras or {})
     # all seeds in one stacked pass: the reference data's forward pass and plain values are shared
     per_seed = run_seeds(compiled, list(seeds), batch_size=batch_size, metrics=fns, keep_outputs=False,
                          reference_seed=reference_seed)
@@ -209,8 +238,16 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
     model_vals = {n: stack(0, f"model:{n}") for n in out_names}
     evaluations = [Evaluation(h, loss.name, tuple(seeds), {n: stack(k, n) for n in out_names}, model_vals,
                               random_vals, {c.name: stack(k, c.name) for c in comparisons}, random_cmp,
-                              [runs[k] for runs in per_seed], main, compiled.warnings[k])
+                              [runs[k] for runs in per_seed], main, compiled.warnings[k],
+                              extras={name: stack(k, name) for name in (extras or {})})
                    for k, h in enumerate(hypotheses)]
+    k = rnd + 1  # the checks' outputs follow the random baseline's, in the hypotheses' order
+    for ev, check in zip(evaluations, checks):
+        if check is not None:
+            ev.independent = IndependentDraws({n: stack(k, n) for n in out_names},
+                                              {c.name: stack(k, c.name) for c in comparisons}, check.edges,
+                                              check.draws, [runs[k] for runs in per_seed])
+            k += 1
     if log_to is not None:  # logging happens at the edge: the sink comes from the application layer
         if not callable(log_to):
             raise scrub.MetricError(f"log_to={log_to!r}: pass a sink such as scrub.app.report.to_wandb(project=...), "
@@ -270,6 +307,14 @@ def nonfinite_culprit(name: str, values: Tensor, ys: Tensor, ym: Tensor) -> str:
     return (f"{name!r} is NaN or infinite for {len(bad)} of {len(values)} reference data in a chunk (first: row "
             f"{int(bad[0])}) although the outputs are finite: check the data it reads (labels, masks) and the "
             "measure itself.")
+
+
+def _with_checks(compiled: Compiled, checks: list) -> Compiled:
+    """The compiled batch with each check's variant appended to its hypotheses and plan."""
+    if not checks:
+        return compiled
+    plan = merge_plans([compiled.plan] + [c.plan for c in checks])
+    return replace(compiled, hypotheses=compiled.hypotheses + tuple(c.variant for c in checks), plan=plan)
 
 
 def evaluate(model, hypothesis: Hypothesis, data: Dataset, loss, **kw) -> Evaluation:

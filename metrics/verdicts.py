@@ -19,7 +19,15 @@ Flags, beside the verdict:
   many data got much worse and many much better (see `datum_cancellation`);
 - *no loss to recover*: the model is not clearly better than the random
   baseline (the lower bound of their loss gap is below `min_gap` of the random
-  loss): loss recovered is then meaningless, and the verdict says so.
+  loss): loss recovered is then meaningless, and the verdict says so;
+- *the parts it leaves out cancel* (`CANCEL_FLAG`): the hypothesis survives,
+  but scored with its unexplained inputs drawn independently
+  (`metrics.independent`) its output is *far worse*: the lower 95% bound of
+  the paired difference (independent-draw distance minus shared-draw
+  distance) exceeds `independent_margin` (default 0.1) of the random
+  baseline's distance. With the default margin, equal to the distance
+  tolerance, the independent-draw score clearly fails the rule by itself. The
+  cancel-out report (`metrics.cancel_out_report`) then names the parts.
 """
 
 from __future__ import annotations
@@ -34,6 +42,9 @@ from scrub.errors import MetricError
 from metrics.stats import Estimate, estimate
 
 
+CANCEL_FLAG = "the parts it leaves out cancel; see the cancel-out report"
+
+
 @dataclass(frozen=True)
 class Verdict:
     status: str  # "survives" or "rejected"
@@ -43,10 +54,17 @@ class Verdict:
     flags: tuple[str, ...] = ()
     loss_recovered: Estimate | None = None
     distance: Estimate | None = None
+    independent: Estimate | None = None  # the distance with unexplained inputs drawn independently
+    independent_excess: Estimate | None = None  # independent minus shared distance, paired per datum
 
     @property
     def survives(self) -> bool:
         return self.status == "survives"
+
+    @property
+    def cancels(self) -> bool:
+        """The independent-draw check says the parts this hypothesis leaves out cancel."""
+        return any(f.startswith(CANCEL_FLAG) for f in self.flags)
 
     def __str__(self) -> str:
         text = self.status if not self.reasons else f"{self.status}: " + "; ".join(self.reasons)
@@ -90,11 +108,13 @@ class VerdictRule:
     max_distance_fraction: float = 0.1
     distance: str | None = None  # default: the evaluation's main distance (its loss's default_distance)
     min_gap: float = 0.01  # the model must beat the random baseline by this share of its loss (lower bound)
+    independent_margin: float = 0.1  # "far worse": independent minus shared distance, lower bound, / random's
     datum_check: DatumCancellation = field(default_factory=DatumCancellation)
 
     RANGES = {"min_loss_recovered": (0.0, 1.0, "a fraction of the loss, 0..1 (0.9 is 90%)"),
               "max_distance_fraction": (0.0, 1.0, "a fraction of the random baseline's distance, 0..1"),
-              "min_gap": (0.0, 1.0, "a fraction of the random baseline's loss, 0..1")}
+              "min_gap": (0.0, 1.0, "a fraction of the random baseline's loss, 0..1"),
+              "independent_margin": (0.0, 1.0, "a fraction of the random baseline's distance, 0..1")}
 
     def __post_init__(self):
         for name, (low, high, what) in self.RANGES.items():
@@ -145,5 +165,15 @@ class VerdictRule:
         if datum:
             flags.append(datum)
         flags += list(getattr(ev, "warnings", ()))  # e.g. a degenerate feature: recorded beside the verdict
+        independent = excess = None
+        ind = getattr(ev, "independent", None)
+        if ind is not None and name in ind.comparisons and name in ev.comparisons:
+            independent = estimate([ind.comparisons[name]])
+            excess = estimate([ind.comparisons[name], ev.comparisons[name]], lambda a, b: a - b)
+            if loss_ok and dist_ok and random_dist is not None and excess.low > self.independent_margin * random_dist:
+                flags.append(f"{CANCEL_FLAG} (with its unexplained inputs drawn independently the output {name} is "
+                             f"{independent.value:.3g}, {excess.value:.3g} [{excess.low:.3g}, {excess.high:.3g}] more "
+                             f"than with one shared draw; far worse means more than "
+                             f"{self.independent_margin:.0%} of the random baseline's {random_dist:.3g})")
         return Verdict("survives" if loss_ok and dist_ok else "rejected", loss_ok, dist_ok, tuple(reasons),
-                       tuple(flags), lr, dist)
+                       tuple(flags), lr, dist, independent, excess)

@@ -15,7 +15,10 @@ Every figure is a ratio against a baseline timed in the same process:
   treeified node (the site-level walk of tests/reference.py);
 - nnsight: the same walk with every forward pass an nnsight trace;
 - stacking: K hypotheses one after another against K in one merged plan;
-- memory: peak memory at N and 4N reference data with a fixed chunk size.
+- memory: peak memory at N and 4N reference data with a fixed chunk size;
+- cancel: the cancel-out report (its variants and its time) against one
+  evaluation of the same hypothesis, and one evaluation with the
+  independent-draw check against one without it (`--tables cancel` alone).
 """
 
 from __future__ import annotations
@@ -168,6 +171,27 @@ def bench_stacking(w, k: int, device: str, forward, repeat: int) -> list:
             f"{per_forward / limit:.2f}"]
 
 
+def bench_cancel(w, device: str, repeat: int) -> list:
+    """Variants and time of the cancel-out report, and the cost of the independent-draw check, each against
+    one evaluation (`metrics.evaluate`, which includes the check) of the workload's cancel hypothesis."""
+    from metrics import cancel_out_report, evaluate
+    from metrics.cancel import unexplained_components
+
+    model = (w.cancel_model or w.model).to(device)
+    data = w.data.to(device)
+    h = w.cancel
+    n = len(unexplained_components(h, scrub.adapt(model).graph))
+    t_eval = timed(lambda: evaluate(model, h, data, w.loss), device, repeat)
+    t_plain = timed(lambda: evaluate(model, h, data, w.loss, check_independent=False), device, repeat)
+    reports = []
+    t_report = timed(lambda: reports.append(cancel_out_report(model, h, data, w.loss)), device, 1)
+    c = reports[-1].cost
+    found = "; ".join(" + ".join(m.split(" <- ")[-1] for m in sorted(s.names)) for s in reports[-1].sets) or "none"
+    return [w.name, h.name, n, c.large, c.candidates, c.measured_sets, f"{c.effect_variants} + {c.verify_variants}",
+            found, f"{t_report:.1f}", f"{t_eval:.2f}", f"{t_report / t_eval:.0f}x",
+            f"{t_plain:.2f}", f"{t_eval / t_plain:.2f}x"]
+
+
 def peak_memory(name: str, mode: str, scale: int, batch: int, device: str) -> float:
     """Peak memory (MB) of one run at `scale` times the reference data, in a fresh process."""
     cmd = [sys.executable, __file__, "--_memory", name, mode, str(scale), str(batch), device]
@@ -213,6 +237,8 @@ def main() -> None:
     parser.add_argument("--workloads", default="induction,paren,gpt2")
     parser.add_argument("--stack", type=int, default=16, help="hypotheses stacked in one pass")
     parser.add_argument("--no-nnsight", action="store_true")
+    parser.add_argument("--tables", default="speed,baselines,stacking,memory,cancel",
+                        help="which measurements to run (comma-separated)")
     parser.add_argument("--json", type=pathlib.Path, help="also write the tables as JSON")
     parser.add_argument("--doc", metavar="BLOCK", help="also rewrite block BLOCK of docs/performance.md")
     args = parser.parse_args()
@@ -224,19 +250,27 @@ def main() -> None:
     except ImportError:
         use_nn = False
         print("nnsight is not installed (pip install nnsight); its column is skipped")
-    speed, base, stack, memory = [], [], [], []
+    speed, base, stack, memory, cancel = [], [], [], [], []
+    which = set(args.tables.split(","))
     started = time.time()
     for name in args.workloads.split(","):
         w, n_small = workload(name, mode)
         print(f"[{time.time() - started:5.0f}s] {name}: {len(w.data)} reference data", flush=True)
         repeat = 1 if name in SEQUENCE_WORKLOADS else 5  # medians of 5 where a run takes seconds, not minutes
-        rows, info = bench_speed(w, args.device, repeat)
-        speed += rows
-        base.append(bench_baselines(w, n_small, args.device, use_nn))
-        stack.append(bench_stacking(w, args.stack, args.device, info["forward"], min(repeat, 3)))
-        batch = max(1, len(w.data) // 4)
-        memory.append([name, batch, len(w.data), f"{peak_memory(name, mode, 1, batch, args.device):.0f}",
-                       4 * len(w.data), f"{peak_memory(name, mode, 4, batch, args.device):.0f}"])
+        info = None
+        if which & {"speed", "stacking"}:
+            rows, info = bench_speed(w, args.device, repeat)
+            speed += rows if "speed" in which else []
+        if "baselines" in which:
+            base.append(bench_baselines(w, n_small, args.device, use_nn))
+        if "stacking" in which:
+            stack.append(bench_stacking(w, args.stack, args.device, info["forward"], min(repeat, 3)))
+        if "memory" in which:
+            batch = max(1, len(w.data) // 4)
+            memory.append([name, batch, len(w.data), f"{peak_memory(name, mode, 1, batch, args.device):.0f}",
+                           4 * len(w.data), f"{peak_memory(name, mode, 4, batch, args.device):.0f}"])
+        if "cancel" in which:
+            cancel.append(bench_cancel(w, args.device, min(repeat, 3)))
     tables = {
         "speed": (["workload", "hypothesis", "data/s", "limit (fwd/datum)", "time / limit"], speed),
         "baselines": (["workload", "hypothesis", "data", "ours ms/datum", "naive hook loop ms/datum", "speedup",
@@ -245,7 +279,11 @@ def main() -> None:
                       "stacked limit (fwd/datum)", "stacked time / limit"], stack),
         "memory": (["workload", "chunk", "reference data", "peak MB above start", "reference data",
                     "peak MB above start"], memory),
+        "cancel": (["workload", "hypothesis", "unexplained components", "large", "candidate sets", "sets measured",
+                    "variants (effects + verification)", "sets found", "report (s)", "one evaluation (s)",
+                    "report / evaluation", "evaluation without the check (s)", "with / without the check"], cancel),
     }
+    tables = {k: v for k, v in tables.items() if v[1]}
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
     command = " ".join(["python", "scripts/bench.py", *sys.argv[1:]])
     heading = (f"{mode} benchmark on {device}, torch {torch.__version__}, {datetime.date.today()}: "

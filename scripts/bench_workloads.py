@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
+
 import torch
 
 from scrub import Dataset, ScrubTransformer, TransformerConfig
@@ -18,6 +20,12 @@ class Workload:
     hypotheses: list  # the workload's own hypotheses
     main: Hypothesis  # the one compared with the naive loop and nnsight
     ops: object = None  # the reference's model operations for the naive loop (default: ScrubTransformerOps)
+    cancel_hypothesis: Optional[Hypothesis] = None  # the one the cancel-out report runs on (default: main)
+    cancel_model: Optional[torch.nn.Module] = None  # the model it runs on (default: model)
+
+    @property
+    def cancel(self) -> Hypothesis:
+        return self.cancel_hypothesis or self.main
 
     def variants(self, k: int) -> list:
         """k variants of `main` for the stacking measurement (cancel-out report variants)."""
@@ -89,7 +97,10 @@ def _ioi_shaped(name: str, model, n: int, seq: int, ops=None) -> Workload:
     simple = Hypothesis(Node("output", children=[Node("name movers", [f"output <- {h}" for h in NAME_MOVERS],
                                                       agree(token_at(-1)))]), name="name movers only")
     rnd = Hypothesis(Node("output", sampler=unconditional()), name="random")
-    return Workload(name, model, data, NextTokenLoss(), [main, simple, rnd], main, ops)
+    # "name movers only" leaves 155 components unexplained (every other head, MLP and embedding at the output);
+    # on our transformer the cancel-out report runs on a copy with two planted sets among them
+    planted = plant_cancellations(model) if isinstance(model, ScrubTransformer) else None
+    return Workload(name, model, data, NextTokenLoss(), [main, simple, rnd], main, ops, simple, planted)
 
 
 def _bridge(config, model_class):
@@ -130,3 +141,30 @@ def pythia_bridge(n: int, seq: int) -> Workload:
                                         intermediate_size=3072, vocab_size=50304, rotary_pct=0.25,
                                         use_parallel_residual=True, max_position_embeddings=2048)
     return _ioi_shaped("pythia-bridge", _bridge(config, transformers.GPTNeoXForCausalLM), n, seq, NeoXOps)
+
+
+PLANTED_SETS = (("head.10.0", "head.10.1"), ("head.11.0", "head.11.1", "head.11.2"))
+
+
+def plant_cancellations(model, scale: float = 30.0):
+    """A copy of `model` whose heads in each of PLANTED_SETS read alike (the first head's q/k/v weights) and
+    write large outputs that sum to zero (W_O of A, B, ... and minus their sum for the last): cancel-out
+    sets of sizes 2 and 3 hidden among GPT-2 small's heads."""
+    import copy
+
+    planted = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for heads in PLANTED_SETS:
+            layer, first = (int(v) for v in heads[0].split(".")[1:])
+            attn = planted.blocks[layer].attn
+            idx = [int(h.split(".")[2]) for h in heads]
+            writes = [torch.randn(attn.W_O.shape[1:], generator=g) * 0.02 * scale for _ in idx[:-1]]
+            writes.append(-sum(writes))
+            for i, w in zip(idx, writes):
+                for W in (attn.W_Q, attn.W_K, attn.W_V):
+                    W[i] = W[first]
+                for b in (attn.b_Q, attn.b_K, attn.b_V):
+                    b[i] = b[first]
+                attn.W_O[i] = w
+    return planted

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from hypotheses.cases import induction, planted
+from hypotheses.cases import induction, registry
 from scrub.app.report import markdown_table
 from doc_blocks import put_block
 from hypotheses.cases.induction import hypotheses as ind_h
@@ -58,9 +58,11 @@ def run_induction(n: int, seeds) -> None:
         + ranking_table(ranking))
     report = cancel_out_report(model, ind_h.induction_heads_only(), data, loss, seeds=seeds[:1])
     rows = [[str(c.component), str(c.scrubbed_alone), str(c.restored_alone)] for c in report.components]
+    c = report.cost
     put("induction.md", "cancel", f"_'induction heads only', {n} reference data, seed {seeds[0]}; distance: "
-        f"KL; random baseline KL {report.random_distance:.3g}. Pairs tested: {report.tested_pairs}; cancel-out "
-        f"pairs found: {len(report.pairs)}._\n\n"
+        f"KL; random baseline KL {report.random_distance:.3g}. {c.large} of {c.components} components large alone; "
+        f"{c.candidates} candidate sets, {c.measured_sets} measured ({c.variants} variants); cancel-out sets "
+        f"found: {len(report.sets)}._\n\n"
         + markdown_table(rows, ["unexplained component", "scrubbed alone", "restored alone"]))
 
 
@@ -75,6 +77,10 @@ def _verdict(model, h, data, loss, **kw):
         if rep.pairs:
             says, pair = "flagged", f"cancel-out pair: {rep.pairs[0].a}, {rep.pairs[0].b}"
     return ev, v, says, pair
+def _why(v) -> str:
+    flags = [f.split(" (")[0] if f.startswith("the parts it leaves out cancel") else f
+             for f in v.flags if f != "no loss to recover"]
+    return "; ".join(list(v.reasons) + flags) or "-"
 
 
 def run_planted() -> None:
@@ -83,17 +89,26 @@ def run_planted() -> None:
     def rows(model, cases, data, loss, **kw):
         out = []
         for h, expected in cases:
-            ev, v, says, pair = _verdict(model, h, data, loss, **kw)
-            flags = [f for f in v.flags if f != "no loss to recover"]
-            why = pair or "; ".join(list(v.reasons) + flags) or "-"
+            v = RULE.judge(evaluate(model, h, data, loss, seeds=(0, 1), **kw))
+            says = planted_h.toolkit_says(v)
             lr = "undefined" if says == "no loss" else v.loss_recovered.percent()
-            out.append([h.name, expected, lr, str(v.distance), says, why])
+            out.append([h.name, expected, lr, str(v.distance), says, _why(v)])
         return out
 
-    adapter, data = planted.cancelling_terms()
-    put("planted.md", "terms", markdown_table(rows(adapter, planted_h.three_terms(), data, MSELoss()), header))
-    model, data = planted.cancelling_heads()
-    put("planted.md", "heads", markdown_table(rows(model, planted_h.cancelling_heads(), data, NextTokenLoss()), header))
+    cancel_header = ["hypothesis", "ground truth", "loss recovered [95% CI]", "distance [95% CI]",
+                     "with independent draws", "toolkit says", "cancel-out sets named", "planted sets"]
+    for key, (cases, loss, _) in planted_h.cancellation_cases().items():
+        model, data = registry.MODELS[f"planted-{key}"](), registry.DATASETS[f"planted-{key}"]()
+        table = []
+        for h, expected, sets in cases():
+            v = RULE.judge(evaluate(model, h, data, loss, seeds=(0, 1)))
+            report = cancel_out_report(model, h, data, loss, seeds=(0, 1))
+            named = "; ".join("{" + ", ".join(sorted(s.names)) + "}" for s in report.sets) or "none"
+            planted = "; ".join("{" + ", ".join(sorted(s)) + "}" for s in sets) or "none"
+            table.append([h.name, expected, v.loss_recovered.percent(), str(v.distance),
+                          "-" if v.independent is None else str(v.independent), planted_h.toolkit_says(v), named,
+                          planted])
+        put("planted.md", key, markdown_table(table, cancel_header))
     table = []
     for act in (True, False):
         adapter, data = planted.xor_and_linear(act)

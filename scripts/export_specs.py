@@ -38,10 +38,13 @@ def studies() -> dict[str, list[dict]]:
                       loss={"classification": {"position": 0}}, seeds=[0, 1, 2, 3, 4],
                       metrics=[{"accuracy": {"position": 0}}])
         out[folder] = [spec_dict(mk(), **common) for mk in paren.ALL]
-    specs = [spec_dict(h, model={"bundled": "planted-terms"}, data={"bundled": "planted-terms"}, loss="mse",
-                       seeds=[0, 1], description=f"ground truth: {want}") for h, want in planted.three_terms()]
-    specs += [spec_dict(h, model={"bundled": "planted-heads"}, data={"bundled": "planted-heads"}, loss="next_token",
-                        seeds=[0, 1], description=f"ground truth: {want}") for h, want in planted.cancelling_heads()]
+    specs = []
+    for key, (cases, loss, label) in planted.cancellation_cases().items():
+        for h, want, sets in cases():
+            named = h if label is None else h.renamed(f"{h.name} ({label})")
+            truth = f"ground truth: {want}" + "".join(f"; cancel-out set {' + '.join(sorted(s))}" for s in sets)
+            specs.append(spec_dict(named, model={"bundled": f"planted-{key}"}, data={"bundled": f"planted-{key}"},
+                                   loss=loss.to_spec(), seeds=[0, 1], description=truth))
     for act, name in ((True, "xor-relu"), (False, "xor-linear")):
         for h, which, want in planted.xor_and_linear(act):
             loss = {"mse": {"dims": [0 if which == "xor" else 1]}}

@@ -30,7 +30,7 @@ from typing import Optional
 import torch
 
 from hypotheses.nodes import Hypothesis
-from hypotheses.paths import ANY_CHAIN, ANY_ONE
+from hypotheses.paths import ANY_CHAIN
 
 
 # --- the model, seen through hooks --------------------------------------------------
@@ -485,7 +485,6 @@ class Reference:
     def evaluate(self, path, owner):
         last = path[-1]
         site = self.sites[last.site]
-        N = len(self.ref_idx)
         inputs, mask_tokens = {}, None
         for port in site.ports(self.ops.padded):
             if port == "mask":

@@ -8,7 +8,6 @@ import sys
 
 import jsonschema
 import pytest
-import torch
 from click.testing import CliRunner
 
 from hypotheses.cases import paren
@@ -135,7 +134,27 @@ def test_sites_compare_and_cancel(tiny_spec, tmp_path):
     assert record["schema"] == "scrub.compare/1" and len(record["rows"]) == 2
     report = invoke("cancel", ROOT / "hypotheses/cases/planted/specs/only-head-0-0-shared-draw.yaml", "--out", out,
                     "--seeds", 1)
-    assert report.exit_code == 0 and "output <- head.0.1  +  output <- head.0.2" in report.output
+    assert report.exit_code == 0 and "1. output <- head.0.1 + output <- head.0.2: alone" in report.output
+    assert "thresholds: a component is large when" in report.output and "(spec key 'cancel:')" in report.output
+
+
+def test_run_flags_a_survivor_whose_parts_cancel_and_names_the_set(tmp_path):
+    """The planted three-head cancellation: the verdict's flag (every run) and the set (with --cancel)."""
+    spec = ROOT / "hypotheses/cases/planted/specs/only-head-0-0-shared-draw-three-heads.yaml"
+    out = tmp_path / "out"
+    result = invoke("run", spec, "--out", out, "--seeds", 1, "--cancel")
+    assert result.exit_code == 0, result.output
+    record = json.loads(next(out.glob("*/result.json")).read_text())
+    jsonschema.validate(record, SCHEMA)
+    verdict = record["verdict"]
+    assert verdict["status"] == "survives" and verdict["cancels"] and record["independent_check"]["flagged"]
+    assert any(f.startswith("the parts it leaves out cancel; see the cancel-out report") for f in verdict["flags"])
+    assert any(f == "cancel-out sets left unexplained: output <- head.0.1 + output <- head.0.2 + output <- head.0.3"
+               for f in verdict["flags"])
+    assert [s["components"] for s in record["cancel"]["sets"]] == [
+        ["output <- head.0.1", "output <- head.0.2", "output <- head.0.3"]]
+    # one random-baseline figure: the report is scaled by the evaluation's
+    assert record["cancel"]["random_distance"] == record["random_distances"]["kl"]
 
 
 def test_the_installed_console_command(tiny_spec, tmp_path):

@@ -18,15 +18,9 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-import torch
-import torch.nn as nn
 
-import scrub
-from hypotheses import Hypothesis, Node
-from metrics import MSELoss, compare
 from records import cancelling_record, ranking_record as build_ranking_record, transformer_record
 from scrub.app.report.html import SECTIONS, render_compare_html, render_html, write_report
-from scrub.app.report.record import ranking_record
 from scrub.app.report.graph_svg import tree
 from scrub.app.report.svg import histogram
 
@@ -164,17 +158,35 @@ def test_rendered_report_has_every_section_and_the_record_content(records, repor
 
 
 @needs_browser
-def test_cancel_section_names_the_cancelling_pair(reports):
+def test_cancel_section_names_the_cancelling_set_in_plain_words(records, reports):
+    record = records["cancelling"]
     dom = dom_of(reports["cancelling"])
     cancel = dom.by_id("cancel")
     text = squash(cancel.text)
     assert "output <- b" in text and "output <- c" in text
-    pairs = cancel.by_id("cancel-pairs").find_all("tr")[1:]
-    assert len(pairs) == 1
-    cells = [squash(td.text) for td in pairs[0].find_all("td")]
-    assert {cells[1], cells[2]} == {"output <- b", "output <- c"}
+    sets = cancel.by_id("cancel-sets").find_all("tr")[1:]
+    assert len(sets) == 1
+    cells = sets[0].find_all("td")
+    assert sorted(squash(d.text) for d in cells[1].find_all("div")) == ["output <- b", "output <- c"]
     assert len(cancel.by_id("cancel-components").find_all("tr")) == 3
-    assert "survives" in dom.by_id("verdict").attrs["class"]
+    # what each number is, why "restored alone" can be negative, the thresholds and where to change them
+    assert "restored alone" in text and "negative" in text and "breaks the cancellation" in text
+    assert record["cancel"]["settings"]["description"] in text and "cancel:" in text
+    # one random-baseline figure: the cancel section points at the verdict's instead of showing its own
+    shown = f"{record['random_distances']['l2_logits']:.4f}"
+    assert "random baseline's distance above" in text and shown in text
+    assert squash(dom.by_id("verdict").text).count(shown) == 1
+
+
+@needs_browser
+def test_a_survivor_whose_parts_cancel_is_not_a_plain_green_survives(records, reports):
+    assert records["cancelling"]["verdict"]["status"] == "survives" and records["cancelling"]["verdict"]["cancels"]
+    verdict = dom_of(reports["cancelling"]).by_id("verdict")
+    assert "survives" not in verdict.attrs["class"].split()
+    badge = squash(verdict.find_all("span", **{"class": "badge other"})[0].text)
+    assert badge == "survives, flagged: the parts it leaves out cancel"
+    assert "the parts it leaves out cancel; see the cancel-out report" in squash(verdict.text)
+    assert "with independent draws (l2_logits)" in squash(verdict.text)
 
 
 @needs_browser
@@ -187,7 +199,7 @@ def test_record_text_is_escaped_not_executed(records, tmp_path):
     r["verdict"]["text"] = f"rejected: {EVIL}"
     r["hypothesis_graph"]["nodes"][1]["name"] = EVIL
     r["hypothesis_graph"]["nodes"][1]["paths"] = [EVIL]
-    r["cancel"]["pairs"][0]["a"] = EVIL
+    r["cancel"]["sets"][0]["components"][0] = EVIL
     r["summary"][EVIL] = r["summary"]["loss_recovered"]
     r["per_datum"]["distances"] = {EVIL: r["per_datum"]["distances"]["l2_logits"]}
     r["verdict"]["distance"] = EVIL
@@ -231,9 +243,12 @@ def test_none_values_and_missing_parts_render_as_na(records):
     r["random_distances"] = {k: None for k in r["random_distances"]}
     r["per_datum"] = {"scrub_loss": [], "model_loss": [None], "random_loss": [], "distances": {}}
     r["timing"] = {"seconds": None, "finished": None}
-    r["cancel"]["pairs"] = []
+    r["cancel"]["sets"] = []
+    r["cancel"]["search"] = {}
+    r["independent_check"] = None
     page = render_html(r)
-    assert "n/a" in page and "no cancel-out pairs found" in page and "no values to plot" in page
+    assert "n/a" in page and "no cancel-out sets found" in page and "no values to plot" in page
+    assert "independent-draw check: not run" in page
     assert "no per-datum values for the output distance" in page
     r["cancel"] = None
     assert "no cancel-out report for this run" in render_html(r)

@@ -1,7 +1,6 @@
 """Sampling is judged on its own: the reference replays the engine's draws."""
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -6,7 +6,6 @@ import sys
 import textwrap
 
 import pytest
-import torch
 
 from scrub import ScrubTransformer, TransformerConfig, save_checkpoint
 from scrub.app.spec import SpecError, hypothesis_to_dict, load_spec, parse_spec, prepare, spec_dict, to_yaml
@@ -19,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def bundled_hypotheses():
     hs = [mk() for mk in induction.ALL] + [mk() for mk in paren.ALL]
-    hs += [h for h, _ in planted.three_terms()] + [h for h, _ in planted.cancelling_heads()]
+    hs += [h for cases, _, _ in planted.cancellation_cases().values() for h, _, _ in cases()]
     hs += [h for h, _, _ in planted.xor_and_linear(True)] + [h for h, _ in planted.sine()]
     return hs
 

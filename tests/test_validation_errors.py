@@ -5,7 +5,7 @@ import torch
 
 import scrub
 from scrub import DataError, Dataset, HypothesisError, SamplingError, SiteError
-from hypotheses import Hypothesis, Node, agree, from_datum, parse_path, shared, token_at, unconditional
+from hypotheses import Hypothesis, Node, agree, from_datum, parse_path, shared, token_at
 
 from conftest import tiny_tokens, tiny_transformer
 

@@ -39,14 +39,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-import torch
-import torch.nn as nn
 
-import scrub
 from hypotheses import Hypothesis, Node
-from metrics import MSELoss, compare
 from records import cancelling_record, ranking_record as build_ranking_record, transformer_record
-from scrub.app.report.record import ranking_record
 
 wandb = pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2  # noqa: E402
@@ -236,7 +231,12 @@ def test_summary_has_every_metric_with_its_intervals(cancel_run):
             run.summary["loss_recovered_high"]) == (lr["value"], lr["low"], lr["high"])
     assert run.summary["verdict"] == "survives" and run.summary["survives"] == 1
     assert run.summary["random_l2_logits"] == pytest.approx(record["random_distances"]["l2_logits"])
-    assert run.summary["cancel_tested_pairs"] == 1
+    assert run.summary["cancel_tested_pairs"] == 1 and run.summary["cancel_n_sets"] == 1
+    # the independent-draw check and its flag
+    assert run.summary["cancels"] == 1 and record["verdict"]["cancels"]
+    check = record["independent_check"]
+    assert run.summary["independent_excess_low"] == check["excess"]["low"] > 0
+    assert run.summary["independent_l2_logits"] == check["value"]["value"]
 
 
 def test_config_contains_the_spec_and_the_resolved_run(cancel_run):
@@ -268,6 +268,9 @@ def test_cancel_tables_name_the_cancelling_pair(cancel_run):
     (pair,) = run.table("cancel_pairs")
     assert (pair["a"], pair["b"]) == ("output <- b", "output <- c")
     assert pair["cancelled"] == record["cancel"]["pairs"][0]["cancelled"]["value"]
+    (one,) = run.table("cancel_sets")
+    assert one["components"] == "output <- b + output <- c" and one["size"] == 2
+    assert one["joint_high"] == record["cancel"]["sets"][0]["joint"]["high"]
 
 
 def test_histograms_are_the_per_datum_distributions(cancel_run):
@@ -303,7 +306,8 @@ def test_transformer_record_logs_without_nan(transformer_run):
     assert {r["metric"] for r in run.table("results")} == set(record["summary"])
     comps = run.table("cancel_out")
     assert [c["component"] for c in comps] == [c["component"] for c in record["cancel"]["components"]]
-    assert run.table("cancel_pairs") == []
+    assert run.table("cancel_pairs") == [] and run.table("cancel_sets") == []
+    assert run.summary["cancels"] == 0
     assert "per_datum/kl" in run.summary
     assert not run.artifact_files("spec") and "report" not in run.summary
     nodes = [r["node"] for r in run.table("hypothesis_graph")]
@@ -361,7 +365,6 @@ def test_python_api_log_to(tmp_path, monkeypatch):
     import scrub.app.report.wandb_log as wl
     from conftest import tiny_tokens, tiny_transformer
     from scrub import Dataset
-    from hypotheses import Hypothesis, Node
     from metrics import NextTokenLoss, evaluate
 
     logged = []

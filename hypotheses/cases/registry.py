@@ -26,6 +26,8 @@ def _paren_external():
     return paren.load_external_model()
 
 
+PLANTED = ("terms", "terms3", "terms4", "terms-control", "small-extras", "heads", "heads3", "head-mlp",
+           "heads-control", "xor-relu", "xor-linear", "sine")
 _PLANTED_CACHE: dict = {}  # planted cases train or build once per process; model and data come from one build
 
 
@@ -33,6 +35,10 @@ def _planted(name: str, index: int = 0):
     def load():
         from hypotheses.cases import planted
         builders = {"terms": planted.cancelling_terms, "heads": planted.cancelling_heads,
+                    "terms3": lambda: planted.balanced_terms(3), "terms4": lambda: planted.balanced_terms(4),
+                    "terms-control": lambda: planted.balanced_terms(4, cancel=False),
+                    "small-extras": planted.small_extras, "heads3": planted.three_heads,
+                    "head-mlp": planted.head_and_mlp, "heads-control": planted.unrelated_heads,
                     "xor-relu": lambda: planted.xor_and_linear(True), "xor-linear": lambda: planted.xor_and_linear(False),
                     "sine": planted.sine}
         if name not in _PLANTED_CACHE:
@@ -51,7 +57,7 @@ MODELS: dict[str, Callable[[], Any]] = {
     "induction": _induction_model,
     "paren": _paren_model,
     "paren-external": _paren_external,
-    **{f"planted-{n}": _planted(n, 0) for n in ("terms", "heads", "xor-relu", "xor-linear", "sine")},
+    **{f"planted-{n}": _planted(n, 0) for n in PLANTED},
 }
 
 
@@ -84,5 +90,5 @@ DATASETS: dict[str, Callable[..., Any]] = {
     "paren": _paren_data,
     "paren-redwood": _paren_file("redwood"),
     "paren-curriculum": _paren_file("curriculum"),
-    **{f"planted-{n}": _planted_data(n) for n in ("terms", "heads", "xor-relu", "xor-linear", "sine")},
+    **{f"planted-{n}": _planted_data(n) for n in PLANTED},
 }

@@ -4,7 +4,10 @@ A plan is symbolic (no tensors) and made before any forward pass.
 
 - A *role* is one vector of dataset indices, one entry per reference datum:
   the reference data, a node's datum x_n, a node's other-inputs datum r_n, or
-  (under the independent policy) one draw per unclaimed edge.
+  (under the independent policy) one draw per unclaimed edge. A *rolled* role
+  (kind ROLL) draws nothing: its datum for reference datum i is its parent
+  role's datum for another reference datum of the same block (`rolled_order`),
+  so its plain values are the parent's, rows reordered (no forward pass).
 - A *plain value* is what an ordinary forward pass on a role's data gives: a
   site's output, the residual stream a site reads, or a key mask.
 - An *eval* computes a site on scrubbed inputs. Each input port reads
@@ -25,9 +28,11 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Optional, Union
 
+import numpy as np
+
 from hypotheses.samplers import Sampler
 
-REFERENCE, DRAW = "reference", "draw"
+REFERENCE, DRAW, ROLL = "reference", "draw", "roll"
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,22 @@ class RoleSpec:
     label: str  # for people: "x[prev token]", "r[root]"
     node: Optional[str] = None
     seed: Optional[int] = None  # draw with this seed instead of the run's (plans stacked over seeds)
+    shift: int = 0  # ROLL roles: the parent's datum of the reference datum `shift` further on in its block
+    block: int = 0  # ROLL roles: reference data are rolled within blocks of this many
+
+
+def rolled_order(n: int, shift: int, block: int) -> np.ndarray:
+    """For a ROLL role: which reference datum's parent datum each of the n reference data takes.
+
+    Reference data are cut into blocks of `block` (the last may be shorter) and
+    rotated within their block: i -> start + (i - start + s) mod len, with
+    s = 1 + (shift - 1) mod (len - 1) for shift >= 1, so that no datum keeps its
+    own parent datum (unless it is alone in its block)."""
+    i = np.arange(n)
+    start = (i // block) * block
+    length = np.minimum(block, n - start)
+    s = np.where(length > 1, 1 + (shift - 1) % np.maximum(length - 1, 1), 0) if shift >= 1 else 0
+    return start + (i - start + s) % length
 
 
 @dataclass(frozen=True)
@@ -135,10 +156,33 @@ class Plan:
                     add(t.minus)
         return dict(need)
 
+    def rolled(self) -> dict[int, RoleSpec]:
+        """The ROLL roles by id (their plain values are their parent's, rows reordered)."""
+        return {r.id: r for r in self.roles if r.kind == ROLL}
+
+    def block(self) -> int:
+        """Chunks of reference data should be whole multiples of this, so ROLL roles are served from their
+        parent's pass (1 when the plan has none)."""
+        return max([r.block for r in self.roles if r.kind == ROLL], default=1)
+
+    def pass_needs(self) -> dict[int, set[tuple[str, str]]]:
+        """`plain_needs` with each ROLL role's needs moved to the role it rolls: the forward passes run."""
+        need = self.plain_needs()
+        for rid, r in self.rolled().items():
+            if rid in need:
+                need.setdefault(_rolled_root(self, r).id, set()).update(need.pop(rid))
+        return need
+
     def summary(self) -> str:
         what = repr(self.hypotheses[0]) if len(self.hypotheses) == 1 else f"{len(self.hypotheses)} hypotheses"
         return (f"plan for {what}: {len(self.roles)} sampled roles, "
-                f"{len(self.plain_needs())} plain passes, {len(self.evals)} site evaluations")
+                f"{len(self.pass_needs())} plain passes, {len(self.evals)} site evaluations")
+
+
+def _rolled_root(plan: Plan, role: RoleSpec) -> RoleSpec:
+    while role.kind == ROLL:
+        role = plan.roles[role.parent]
+    return role
 
 
 def merge_plans(plans: list[Plan]) -> Plan:
@@ -165,10 +209,10 @@ def merge_plans(plans: list[Plan]) -> Plan:
         rmap: dict[int, int] = {}
         for r in plan.roles:
             parent = None if r.parent is None else rmap[r.parent]
-            ident = (r.kind, r.key, r.sampler, parent, r.seed)
+            ident = (r.kind, r.key, r.sampler, parent, r.seed, r.shift, r.block)
             if ident not in role_ids:
                 role_ids[ident] = len(roles)
-                roles.append(RoleSpec(len(roles), r.kind, parent, r.sampler, r.key, r.label, r.node, r.seed))
+                roles.append(replace(r, id=len(roles), parent=parent))
             rmap[r.id] = role_ids[ident]
         emap: dict[int, int] = {}
 

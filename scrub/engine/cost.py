@@ -60,7 +60,7 @@ def plan_limit(plan: Plan, adapter: Adapter) -> Limit:
     costs = site_costs(adapter, plan.n_positions)
     full = sum(costs.values())
     sites = {s.name: s for s in adapter.graph.sites}
-    needs = plan.plain_needs()
+    needs = plan.pass_needs()  # rolled roles are served from their parent's pass
     needs.setdefault(0, set()).add((OUT, "output"))  # the model's own output on the reference data
     plain = 0.0
     for wants in needs.values():

@@ -1,8 +1,9 @@
 """Run a plan on a model, chunk by chunk of reference data.
 
-Per chunk: one stacked forward pass gives every plain value any role needs;
-then the plan's site evaluations run stage by stage (all evaluations of one
-stage in one adapter call); then the output. Everything stays on the model's
+Per chunk: one stacked forward pass gives every plain value any role needs
+(a rolled role's values are its parent's, rows reordered, when the chunk
+holds whole blocks); then the plan's site evaluations run stage by stage (all
+evaluations of one stage in one adapter call); then the output. Everything stays on the model's
 device; indices are moved there once, before the loop. Memory is bounded by
 the chunk size, not by the number of reference data.
 """
@@ -16,7 +17,9 @@ import torch
 from torch import Tensor
 
 from scrub.adapters.base import OUT, Adapter, SiteRequest
-from scrub.compiler.plan import Evaluated, InputExpr, Plain, Plan, Value
+import numpy as np
+
+from scrub.compiler.plan import ROLL, Evaluated, InputExpr, Plain, Plan, Value, rolled_order
 from scrub.data import Dataset
 from scrub.engine.estimates import estimate_values
 from scrub.errors import InterventionError
@@ -28,9 +31,11 @@ ChunkFn = Callable[[slice, list, Tensor], None]  # (reference rows, scrubbed per
 
 
 def chunk_size_for(plan: Plan, max_rows: int = DEFAULT_MAX_ROWS) -> int:
-    """Reference data per chunk so that the stacked plain pass has at most `max_rows` rows."""
-    n_roles = max(1, len(plan.plain_needs()))
-    return max(1, max_rows // n_roles)
+    """Reference data per chunk so that the stacked plain pass has at most `max_rows` rows (rounded up to
+    whole blocks, so that rolled roles cost no pass)."""
+    n_roles = max(1, len(plan.pass_needs()))
+    block = plan.block()
+    return -(-max(1, max_rows // n_roles) // block) * block
 
 
 def execute(plan: Plan, adapter: Adapter, data: Dataset, roles: dict[int, Tensor], chunk: int,
@@ -42,10 +47,14 @@ def execute(plan: Plan, adapter: Adapter, data: Dataset, roles: dict[int, Tensor
     for e in plan.evals:
         stages[e.stage].append(e)
     n = len(roles[0])
+    orders = _roll_orders(plan, n)
     with torch.inference_mode():
         for start in range(0, n, chunk):
             rows = slice(start, min(start + chunk, n))
-            plain = _plain_values(adapter, data, roles, needs, rows)
+            served = _served_by_roots(orders, rows)
+            plain = _plain_values(adapter, data, roles, _fold(needs, served), rows)
+            if served:
+                plain = _RolledView(plain, served)
             plain.update(estimate_values(plan, adapter, data, roles, rows, plain))  # rewrites' estimates
             evaluated: dict[int, Tensor] = {}
             for stage in sorted(stages):
@@ -89,6 +98,54 @@ def _plain_values(adapter, data, roles, needs, rows) -> dict:
     return out
 
 
+def _roll_orders(plan: Plan, n: int) -> dict[int, tuple[int, np.ndarray]]:
+    """For each ROLL role: (the drawn role it rolls, which reference datum's value each datum takes)."""
+    out: dict[int, tuple[int, np.ndarray]] = {}
+    for r in plan.roles:
+        if r.kind == ROLL:
+            root, order = out.get(r.parent, (r.parent, np.arange(n)))
+            out[r.id] = (root, order[rolled_order(n, r.shift, r.block)])
+    return out
+
+
+def _served_by_roots(orders: dict, rows: slice) -> dict[int, tuple[int, Tensor]]:
+    """ROLL roles whose reordering stays inside this chunk: (root role, row order within the chunk)."""
+    out = {}
+    for rid, (root, order) in orders.items():
+        local = order[rows] - rows.start
+        if local.min(initial=0) >= 0 and local.max(initial=0) < rows.stop - rows.start:
+            out[rid] = (root, torch.as_tensor(local))
+    return out
+
+
+def _fold(needs: dict, served: dict) -> dict:
+    """Needs with every served ROLL role's needs computed in its root's pass instead."""
+    if not served:
+        return needs
+    out = {r: set(w) for r, w in needs.items() if r not in served}
+    for rid, (root, _) in served.items():
+        if rid in needs:
+            out.setdefault(root, set()).update(needs[rid])
+    return out
+
+
+class _RolledView(dict):
+    """Plain values where a served ROLL role's entries are made on demand from its root's (rows reordered):
+    never all at once, since a plan may roll one role hundreds of ways."""
+
+    def __init__(self, plain: dict, served: dict):
+        super().__init__(plain)
+        self.served = served
+
+    def __missing__(self, key):
+        role, what, site = key
+        if role not in self.served:
+            raise KeyError(key)
+        root, order = self.served[role]
+        value = dict.__getitem__(self, (root, what, site))
+        return value.index_select(0, order.to(value.device))
+
+
 def _value(v: Value, plain: dict, evaluated: dict) -> Tensor:
     if isinstance(v, Plain):
         return plain[(v.role, v.what, v.site)]
@@ -124,20 +181,35 @@ class _StageInputs:
         return self.done[expr]
 
     def _prefix(self, base, terms: tuple) -> Tensor:
+        """base + terms, in order. Prefixes of terms other inputs also use are memoised; the tail only
+        this input uses is summed into one copy (memoising it would keep a tensor per term)."""
+        shared = len(terms)
+        while shared and self.uses[(base, terms[shared - 1])] < 2:
+            shared -= 1
+        x = self._shared_prefix(base, terms[:shared])
+        if shared < len(terms):
+            x = x.clone()
+            for t in terms[shared:]:
+                self._add(x, t)
+        return x
+
+    def _shared_prefix(self, base, terms: tuple) -> Tensor:
         key = (base, terms)
         if key not in self.partial:
             if not terms:
                 return _value(base, self.plain, self.evaluated)
-            x = self._prefix(base, terms[:-1]).clone()
-            t = terms[-1]
-            value, minus = _value(t.value, self.plain, self.evaluated), _value(t.minus, self.plain, self.evaluated)
-            if t.positions is None:
-                x.add_(value).sub_(minus)  # in place on our own copy: no temporary
-            else:
-                pos = list(t.positions)
-                x[:, pos] += value[:, pos] - minus[:, pos]
+            x = self._shared_prefix(base, terms[:-1]).clone()
+            self._add(x, terms[-1])
             self.partial[key] = x
         return self.partial[key]
+
+    def _add(self, x: Tensor, t) -> None:
+        value, minus = _value(t.value, self.plain, self.evaluated), _value(t.minus, self.plain, self.evaluated)
+        if t.positions is None:
+            x.add_(value).sub_(minus)  # in place on our own copy: no temporary
+        else:
+            pos = list(t.positions)
+            x[:, pos] += value[:, pos] - minus[:, pos]
 
 
 def _request(adapter, data, roles, e, rows, inputs: _StageInputs) -> SiteRequest:

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from scrub.compiler.plan import DRAW, Plan
+from scrub.compiler.plan import DRAW, ROLL, Plan, rolled_order
 from scrub.data import Dataset
 
 from hypotheses.samplers import Pool
@@ -33,7 +33,10 @@ def draw_roles(plan: Plan, data: Dataset, n_pool: int, reference: np.ndarray, se
     pool = pool or Pool(data, n_pool)
     out: dict[int, np.ndarray] = {0: np.asarray(reference, dtype=np.int64)}
     for role in plan.roles[1:]:
-        assert role.kind == DRAW and (role.parent is None or role.parent < role.id)
+        assert role.kind in (DRAW, ROLL) and (role.parent is None or role.parent < role.id)
+        if role.kind == ROLL:  # no draw: another reference datum's datum of the parent role
+            out[role.id] = out[role.parent][rolled_order(len(out[0]), role.shift, role.block)]
+            continue
         rng = stream(seed if role.seed is None else role.seed, role.key)
         parent = out[0] if role.parent is None else out[role.parent]  # unconditioned draws only use its length
         out[role.id] = role.sampler.draw(parent, rng, pool, role.node)

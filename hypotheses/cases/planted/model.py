@@ -7,9 +7,19 @@ the ground truth:
 - `cancelling_terms`: out = a(x) + b(x) - c(x) with b close to c. "Only a
   matters" looks perfect under one shared other-inputs draw; b and c are large
   alone.
+- `balanced_terms(k)`: out = a + u_1 + ... + u_{k-1} - (u_1 + ... + u_{k-1}),
+  declared as k + 1 terms: the k terms after a cancel together while no
+  smaller group of them does (k = 3, 4); with `cancel=False` the last term is
+  an unrelated large function instead (a control: large parts, no cancelling).
+- `small_extras`: out = a + small terms (a control: "only a" survives, and
+  nothing it leaves out cancels).
 - `cancelling_heads`: a one-layer transformer copying the previous token with
   head 0.0, plus heads 0.1 and 0.2 that write large, exactly opposite vectors
-  (like a name mover and its backup/negative head).
+  (like a name mover and its backup/negative head). `writer_heads` takes any
+  list of writes: two positive heads and one negative head that cancel
+  (`three_heads`), or unrelated writes (`unrelated_heads`, a control).
+- `head_and_mlp`: the same copier plus head 0.1, whose large write an MLP
+  reading the head's output cancels exactly.
 - `xor_and_linear`: a one-hidden-layer network fit to XOR plus a linear target,
   with or without its hidden activation (the "missing activation" bug: the
   network still trains, fits the linear target and silently fails XOR).
@@ -22,6 +32,7 @@ the ground truth:
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -62,26 +73,102 @@ def cancelling_terms(gap: float = 0.01, n: int = 500, seed: int = 0) -> tuple[Ad
     return additive(model, {"a": model.a, "b": model.b, "c": (model.c, -1.0)}), Dataset(x, labels=y, name="three terms")
 
 
-# --- cancelling heads ---------------------------------------------------------------------
+class BalancedTerms(nn.Module):
+    """out = a(x) + u_1(x) + ... + u_m(x) + last(x), with last = -(u_1 + ... + u_m) when `cancel`, else an
+    unrelated function of the same size; `scale` multiplies every u (and the unrelated last)."""
+
+    def __init__(self, m: int, cancel: bool = True, seed: int = 0, d_in: int = 4, scale: float = 6.0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        mk = lambda: nn.Sequential(nn.Linear(d_in, 16), nn.Tanh(), nn.Linear(16, 1))  # noqa: E731
+        self.a = nn.Linear(d_in, 1)
+        self.parts = nn.ModuleList([mk() for _ in range(m)])
+        self.other = mk()
+        self.cancel = cancel
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+            for u in [*self.parts, self.other]:
+                u[2].weight.mul_(scale)
+
+    def last(self, x):
+        return -sum(u(x) for u in self.parts) if self.cancel else self.other(x)
+
+    def forward(self, x):
+        return self.a(x) + sum(u(x) for u in self.parts) + self.last(x)
+
+
+TERM_NAMES = "bcdefgh"
+
+
+def balanced_terms(k: int = 3, cancel: bool = True, n: int = 500, seed: int = 0, scale: float = 6.0
+                   ) -> tuple[AdditiveAdapter, Dataset]:
+    """The model with k terms after a (b, c, ...; the last is minus the sum of the others when `cancel`),
+    declared additive, and data labelled by the model itself."""
+    model = BalancedTerms(k - 1, cancel, seed, scale=scale)
+    x = torch.randn(n, 4, generator=torch.Generator().manual_seed(seed + 1))
+    with torch.no_grad():
+        y = model(x).squeeze(-1)
+    terms = {"a": model.a, **{TERM_NAMES[i]: model.parts[i] for i in range(k - 1)}, TERM_NAMES[k - 1]: model.last}
+    name = f"{k} terms {'that cancel' if cancel else 'that do not cancel'}"
+    return additive(model, terms), Dataset(x, labels=y, name=name)
+
+
+def small_extras(n: int = 500, seed: int = 0) -> tuple[AdditiveAdapter, Dataset]:
+    """out = a + b + c with b and c small (scaled by 0.01 where `balanced_terms` scales by 6) and unrelated."""
+    return balanced_terms(3, cancel=False, n=n, seed=seed, scale=0.01)
+
+
+# --- heads that cancel ----------------------------------------------------------------------
 
 def cancelling_heads(vocab: int = 8, seq: int = 6, n: int = 600, seed: int = 0, scale: float = 6.0
                      ) -> tuple[ScrubTransformer, Dataset]:
+    """Head 0.0 copies the previous token; heads 0.1 and 0.2 write scale * M and -scale * M (they cancel)."""
+    M = torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(seed))
+    return writer_heads([M, -M], vocab, seq, n, seed, scale)
+
+
+def three_heads(vocab: int = 8, seq: int = 6, n: int = 600, seed: int = 0, scale: float = 6.0
+                ) -> tuple[ScrubTransformer, Dataset]:
+    """Two positive heads (0.1: M1, 0.2: M2) and one negative head (0.3: -(M1 + M2)) cancel at the output."""
+    g = torch.Generator().manual_seed(seed)
+    M1, M2 = torch.randn(vocab, vocab, generator=g), torch.randn(vocab, vocab, generator=g)
+    return writer_heads([M1, M2, -(M1 + M2)], vocab, seq, n, seed, scale)
+
+
+def unrelated_heads(vocab: int = 8, seq: int = 6, n: int = 600, seed: int = 0, scale: float = 6.0
+                    ) -> tuple[ScrubTransformer, Dataset]:
+    """A control: heads 0.1, 0.2, 0.3 write large, unrelated vectors (nothing cancels)."""
+    g = torch.Generator().manual_seed(seed)
+    return writer_heads([torch.randn(vocab, vocab, generator=g) for _ in range(3)], vocab, seq, n, seed, scale)
+
+
+def head_and_mlp(vocab: int = 8, seq: int = 6, n: int = 600, seed: int = 0, scale: float = 6.0
+                 ) -> tuple[ScrubTransformer, Dataset]:
+    """Head 0.1 writes scale * M @ (mean token so far) into the copy space and the mean itself into a spare
+    space; the MLP reads the spare space and writes -scale * M @ it: the head and the MLP cancel."""
+    M = torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(seed))
+    return writer_heads([M], vocab, seq, n, seed, scale, mlp_cancels_head=1)
+
+
+def writer_heads(writes: list, vocab: int = 8, seq: int = 6, n: int = 600, seed: int = 0, scale: float = 6.0,
+                 mlp_cancels_head: Optional[int] = None) -> tuple[ScrubTransformer, Dataset]:
     """One attention layer, no LayerNorm, hand-set weights.
 
     Residual layout: [token one-hot (vocab) | position one-hot (seq) | copy space (vocab) | spare (vocab)].
     Head 0.0 attends from each position to the previous one (positional q/k) and copies the token
     one-hot into the copy space, which the unembedding reads: it predicts the previous token.
-    Heads 0.1 and 0.2 attend uniformly and write `scale * M @ token`, with M random, into the copy
-    space; 0.2's W_O is exactly minus 0.1's, so they cancel. Labels: next-token loss at every
-    position after the first (the next token is the previous one: sequences alternate a, b, a, b).
+    Head 0.h (h >= 1) attends uniformly and writes `scale * writes[h-1] @ token` into the copy space.
+    With `mlp_cancels_head=h`, head 0.h also writes the token mean into the spare space and a ReLU MLP
+    writes minus head 0.h's copy-space write from it. Labels: next-token loss at every position after
+    the first (the next token is the previous one: sequences alternate a, b, a, b).
     """
     d = 3 * vocab + seq
     tok, pos, cp, sp = 0, vocab, vocab + seq, 2 * vocab + seq
-    cfg = TransformerConfig(n_layers=1, d_model=d, n_heads=3, d_head=vocab + seq, d_vocab=vocab, n_ctx=seq,
-                            d_mlp=None, normalization=None, attention_dir="causal", unembed_bias=False, seed=seed)
+    cfg = TransformerConfig(n_layers=1, d_model=d, n_heads=1 + len(writes), d_head=vocab + seq, d_vocab=vocab,
+                            n_ctx=seq, d_mlp=None if mlp_cancels_head is None else vocab, act_fn="relu",
+                            normalization=None, attention_dir="causal", unembed_bias=False, seed=seed)
     model = ScrubTransformer(cfg).eval()
-    g = torch.Generator().manual_seed(seed)
-    M = torch.randn(vocab, vocab, generator=g)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
@@ -97,10 +184,16 @@ def cancelling_heads(vocab: int = 8, seq: int = 6, n: int = 600, seed: int = 0, 
         attn.W_Q.mul_(math.sqrt(dh) * 20)  # sharp attention
         attn.W_V[0, tok:tok + vocab, :vocab] = torch.eye(vocab)
         attn.W_O[0, :vocab, cp:cp + vocab] = torch.eye(vocab) * 10
-        # heads 0.1 and 0.2: uniform attention (zero scores), large opposite writes of M @ token
-        for h, sign in ((1, 1.0), (2, -1.0)):
+        # heads 0.1, 0.2, ...: uniform attention (zero scores), large writes of W @ token
+        for h, W in enumerate(writes, start=1):
             attn.W_V[h, tok:tok + vocab, :vocab] = torch.eye(vocab)
-            attn.W_O[h, :vocab, cp:cp + vocab] = sign * scale * M
+            attn.W_O[h, :vocab, cp:cp + vocab] = scale * W
+        if mlp_cancels_head is not None:
+            h = mlp_cancels_head
+            attn.W_O[h, :vocab, sp:sp + vocab] = torch.eye(vocab)  # the token mean, for the MLP (all >= 0)
+            mlp = model.blocks[0].mlp
+            mlp.W_in[sp:sp + vocab, :] = torch.eye(vocab)
+            mlp.W_out[:, cp:cp + vocab] = -scale * writes[h - 1]
         model.unembed.W_U[cp:cp + vocab, :] = torch.eye(vocab)
     gen = torch.Generator().manual_seed(seed + 1)
     a = torch.randint(0, vocab, (n,), generator=gen)

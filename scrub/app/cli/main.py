@@ -177,6 +177,10 @@ def _progress(label: str):
     return wrap
 
 
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.3g}"
+
+
 def _row(record: dict) -> list:
     lr = record["summary"]["loss_recovered"]
     pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
@@ -204,7 +208,8 @@ def run(specs, device, seed, n_seeds, reference, out, use_wandb, wandb_project, 
         start = time.time()
         record, folder, done = _guard(debug, run_spec, spec, out, settings, _progress(spec.name))
         status = "already done: reused" if done else f"{time.time() - start:.0f}s"
-        click.echo(f"{spec.name}: {record['verdict']['status']} ({status}) -> {folder / 'result.json'}")
+        cancels = " (flagged: the parts it leaves out cancel)" if record["verdict"].get("cancels") else ""
+        click.echo(f"{spec.name}: {record['verdict']['status']}{cancels} ({status}) -> {folder / 'result.json'}")
         for note in record.get("warnings") or ():
             click.echo(f"  warning: {note}")
         if use_wandb and not done:
@@ -279,12 +284,16 @@ def cancel(spec, device, seed, n_seeds, reference, out, use_wandb, wandb_project
     settings = Settings(_seeds(loaded, seed, n_seeds), reference, device, True)
     record, folder, done = _guard(debug, run_spec, loaded, out, settings, _progress(loaded.name))
     c = record["cancel"]
-    click.echo(f"cancel-out report for {record['name']!r} ({c['distance']}); {c['tested_pairs']} pairs tested")
-    if not c["pairs"]:
-        click.echo("no cancel-out pairs found")
-    for p in c["pairs"]:
-        click.echo(f"  {p['a']}  +  {p['b']}: alone {p['effect_a']['value']:.3g} and {p['effect_b']['value']:.3g}, "
-                   f"together {p['joint']['value']:.3g}")
+    search = c["search"]
+    click.echo(f"cancel-out report for {record['name']!r} ({c['distance']}; random baseline "
+               f"{_num(c['random_distance'])}): {search['large']} of {search['components']} unexplained components "
+               f"large alone; {search['measured_sets']} sets measured ({search['variants']} variants)")
+    if not c["sets"]:
+        click.echo("no cancel-out sets found")
+    for k, cs in enumerate(c["sets"], 1):
+        alone = ", ".join(_num(e["value"]) for e in cs["effects"])
+        click.echo(f"  {k}. {' + '.join(cs['components'])}: alone {alone}; together {_num(cs['joint']['value'])}")
+    click.echo(f"thresholds: {c['settings']['description']} (spec key 'cancel:')")
     click.echo(f"{'reused (already computed with these settings)' if done else 'wrote'} {folder / 'result.json'}")
     if use_wandb and not done:
         _guard(debug, _log_wandb, record, loaded.file, folder, wandb_project, out)

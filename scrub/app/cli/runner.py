@@ -32,6 +32,9 @@ from metrics.cancel import cancel_out_report
 from metrics.evaluate import Evaluation, evaluate_many
 
 
+RESULT_VERSION = 2  # bumped when a result's contents change (2: independent-draw check, cancel-out sets)
+
+
 @dataclass
 class Settings:
     seeds: tuple
@@ -40,7 +43,7 @@ class Settings:
     cancel: bool
 
     def key(self, spec: RunSpec) -> str:
-        text = json.dumps([spec.sha256, list(self.seeds), self.reference, self.cancel])
+        text = json.dumps([spec.sha256, list(self.seeds), self.reference, self.cancel, RESULT_VERSION])
         return hashlib.sha256(text.encode()).hexdigest()
 
     def seed_key(self, spec: RunSpec) -> str:
@@ -91,13 +94,16 @@ def run_spec(spec: RunSpec, out_root: pathlib.Path, settings: Settings,
     ev = Evaluation.merge_seeds(parts)
     verdict = spec.rule.judge(ev)
     cancel = None
-    if settings.cancel:
+    if settings.cancel:  # on the first seed (the report runs many variants), scaled by the evaluation's random figure
+        dist = spec.rule.distance_for(ev)
+        random_distance = float(ev.random_comparisons[dist].mean()) if dist in ev.random_comparisons else None
         cancel = cancel_out_report(prepared.model, spec.hypothesis, prepared.data, spec.loss, seeds=settings.seeds[:1],
                                    reference=prepared.reference, batch_size=spec.batch_size,
-                                   reference_seed=settings.seeds[0])
-        if cancel.pairs:  # a survivor whose left-out parts cancel is not explained: say so beside the verdict
-            pair = cancel.pairs[0]
-            verdict = replace(verdict, flags=verdict.flags + (f"cancel-out pair left unexplained: {pair.a} + {pair.b}",))
+                                   reference_seed=settings.seeds[0], distance=dist,
+                                   random_distance=random_distance, settings=spec.cancel)
+        if cancel.sets:  # a hypothesis whose left-out parts cancel is not explained: name them beside the verdict
+            named = "; ".join(str(s) for s in cancel.sets)
+            verdict = replace(verdict, flags=verdict.flags + (f"cancel-out sets left unexplained: {named}",))
     record = evaluation_record(
         ev, verdict, spec.rule, cancel=cancel, spec=spec.raw, spec_file=str(spec.file), spec_sha256=spec.sha256,
         model=dict(spec.model), data={**spec.data, "name": prepared.data.name, "n_pool": len(prepared.data)},

@@ -30,10 +30,18 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
+def _badge(v: Mapping) -> tuple[str, str]:
+    """(css class, badge text): a survivor with flags is amber, never a plain green "survives"."""
+    status = v.get("status") or "unknown"
+    if status == "survives" and v.get("flags"):
+        return "other", "survives, flagged" + (": the parts it leaves out cancel" if v.get("cancels") else "")
+    return status_class(status), status
+
+
 def _verdict(r: Mapping) -> str:
     v = r.get("verdict") if isinstance(r.get("verdict"), Mapping) else {}
     status = v.get("status") or "unknown"
-    cls = status_class(status)
+    cls, badge = _badge(v)
     text = str(v.get("text") or status)
     # the verdict text usually quotes its reasons already; list them only when it does not
     reasons = "".join(f"<li>{esc(x)}</li>" for x in v.get("reasons") or [] if str(x) not in text)
@@ -45,19 +53,38 @@ def _verdict(r: Mapping) -> str:
     keynums = [("loss recovered", value(lr, pct=True), interval(lr, pct=True))]
     if dist:
         keynums.append((f"output distance ({dist})", value(checked), interval(checked)))
+        check = r.get("independent_check") if isinstance(r.get("independent_check"), Mapping) else None
+        if check:
+            keynums.append((f"with independent draws ({dist})", value(check.get("value")),
+                            interval(check.get("value"))))
         keynums.append((f"random baseline {dist}", fmt(rand), "mean"))
     nums = "".join(f"<div>{esc(label)}<b>{esc(val)}</b>{esc(sub)}</div>" for label, val, sub in keynums)
     rule = _get(v, "rule", "description")
     return (f'<section id="verdict" class="verdict {cls}">'
             f'<div class="kicker">scrub: causal scrubbing report</div>'
             f'<h1 class="hypothesis-name">{esc(r.get("name") or "(unnamed hypothesis)")}</h1>'
-            f'<span class="badge {cls}">{esc(status)}</span>'
+            f'<span class="badge {cls}">{esc(badge)}</span>'
             f'<p class="verdict-text">{esc(text)}</p>'
             + (f'<ul class="reasons">{reasons}</ul>' if reasons else "")
             + (f'<div class="flags">flags: {flags}</div>' if flags else '<div class="flags note">no flags</div>')
             + f'<div class="keynums">{nums}</div>'
             + (f'<p class="rule">rule: {esc(rule)}</p>' if rule else "")
+            + _check_note(r.get("independent_check"), v.get("distance"))
             + "</section>")
+
+
+def _check_note(check, dist) -> str:
+    """One line on the independent-draw check: what it is and the margin used."""
+    if not isinstance(check, Mapping):
+        return '<p class="rule">independent-draw check: not run (nothing unexplained, or every node already ' \
+               'draws independently)</p>'
+    margin = num(check.get("margin"))
+    return (f'<p class="rule">independent-draw check: the hypothesis scored again with each of its '
+            f'{esc(check.get("edges", NA))} unexplained inputs on its own draw; the parts it leaves out are '
+            f'flagged as cancelling when the lower 95% bound of (independent - shared {esc(dist or NA)}) exceeds '
+            f'{esc(fmt(margin, pct=True) if margin is not None else NA)} of the random baseline\'s distance '
+            f'(currently {est_cell(check.get("excess"), inline=True)}; change it with the spec\'s '
+            f'<span class="code">verdict: {{independent_margin: ...}}</span>).</p>')
 
 
 def _summary(r: Mapping) -> str:
@@ -136,39 +163,73 @@ def _distance(r: Mapping) -> str:
                    f'<div class="scroll">{plot}</div></section>')
 
 
+CANCEL_WORDS = (
+    ("component", "an input of a claimed site that no child claims: something the hypothesis leaves out."),
+    ("scrubbed alone", "with everything else the hypothesis leaves out restored (computed on the real datum), "
+     "scrubbing just this component moves the output this much further from the model. Large means it "
+     "matters on its own."),
+    ("restored alone", "the hypothesis' distance minus its distance with just this component restored: how much "
+     "closer restoring it alone brings the hypothesis. It is negative when restoring it makes things worse: "
+     "if it cancels with parts that stay scrubbed on the shared draw, restoring one of them breaks the "
+     "cancellation (b(x) - c(r) instead of b(r) - c(r))."),
+    ("together", "every member of the set scrubbed at once, everything else restored."),
+    ("cancelled", "the smallest member's effect alone minus the effect together."),
+)
+
+
 def _cancel(r: Mapping) -> str:
     c = r.get("cancel")
     head = '<section id="cancel"><h2>Cancel-out report</h2>'
     if not isinstance(c, Mapping):
         return head + '<p class="note">no cancel-out report for this run</p></section>'
-    intro = (f'<p>Effects are changes in output distance ({esc(c.get("distance") or NA)}) to the model; '
-             f'random baseline distance {esc(fmt(c.get("random_distance")))}. Leaving out every unexplained '
-             f'component together: {est_cell(c.get("joint"), inline=True)}. Pairs tested: {esc(c.get("tested_pairs", NA))}.</p>')
+    dist = c.get("distance") or NA
+    scale = num(c.get("random_distance"))
+    shown = num(_get(r, "random_distances", dist))
+    if shown is not None and scale is not None and abs(shown - scale) <= 1e-9 * max(1.0, abs(shown)):
+        baseline = f"the random baseline's distance above ({esc(fmt(shown))})"
+    else:
+        baseline = f"the random baseline's distance in this report's run ({esc(fmt(scale))})"
+    seeds = c.get("seeds")
+    intro = (f'<p>Every number is a change in output distance ({esc(dist)}) to the model, measured on the same '
+             f'draws (paired per datum){f", seeds {kv_text(seeds)}" if seeds else ""}; sizes are judged against '
+             f'{baseline}. Leaving out every unexplained component together: '
+             f'{est_cell(c.get("joint"), inline=True)}.</p>')
+    words = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in CANCEL_WORDS)
+    settings = c.get("settings") if isinstance(c.get("settings"), Mapping) else {}
+    rules = (f'<p class="note">Thresholds: {esc(settings.get("description") or NA)}. Change them in the spec\'s '
+             '<span class="code">cancel:</span> mapping (min_effect, max_joint, max_size, max_components, '
+             'max_candidates) or as keywords of <span class="code">metrics.cancel_out_report</span>.</p>')
+    search = c.get("search") if isinstance(c.get("search"), Mapping) else {}
+    cost = (f'<p class="note">Search: {esc(search.get("large", NA))} of {esc(search.get("components", NA))} '
+            f'components large alone; {esc(search.get("candidates", NA))} candidate sets predicted to cancel; '
+            f'{esc(search.get("measured_sets", NA))} sets measured; {esc(search.get("variants", NA))} variants '
+            f'scored.</p>') if search else ""
     comps = [x for x in c.get("components") or [] if isinstance(x, Mapping)]
     if comps:
         rows = [[(esc(x.get("component")), "code"), (esc(x.get("node")), ""),
-                 (esc(value(x.get("scrubbed_alone"))), "num"), (esc(interval(x.get("scrubbed_alone"))), "num"),
-                 (esc(value(x.get("restored_alone"))), "num"), (esc(interval(x.get("restored_alone"))), "num")]
+                 (est_cell(x.get("scrubbed_alone")), "num"), (est_cell(x.get("restored_alone")), "num")]
                 for x in comps]
-        ctab = table([("component", ""), ("node", ""), ("scrubbed alone", "num"), ("95% interval", "num"),
-                      ("restored alone", "num"), ("95% interval", "num")], rows, table_id="cancel-components")
+        ctab = table([("component", ""), ("node", ""), ("scrubbed alone [95%]", "num"),
+                      ("restored alone [95%]", "num")], rows, table_id="cancel-components")
     else:
         ctab = '<p class="note">no unexplained components</p>'
-    pairs = [x for x in c.get("pairs") or [] if isinstance(x, Mapping)]
-    if pairs:
-        rows = [[(str(i), "num"), (esc(p.get("a")), "code"), (esc(p.get("b")), "code"),
-                 (est_cell(p.get("effect_a")), "num"), (est_cell(p.get("effect_b")), "num"),
-                 (est_cell(p.get("joint")), "num"), (est_cell(p.get("cancelled")), "num")]
-                for i, p in enumerate(pairs, 1)]
-        ptab = table([("#", "num"), ("component a", ""), ("component b", ""), ("effect a", "num"),
-                      ("effect b", "num"), ("joint", "num"), ("cancelled", "num")], rows, table_id="cancel-pairs")
+    sets = [x for x in c.get("sets") or [] if isinstance(x, Mapping)]
+    if sets:
+        rows = [[(str(i), "num"), ("".join(f"<div>{esc(m)}</div>" for m in x.get("components") or []), "code"),
+                 ("".join(f"<div>{est_cell(e, inline=True)}</div>" for e in x.get("effects") or []), "num"),
+                 (est_cell(x.get("joint")), "num"), (est_cell(x.get("cancelled")), "num")]
+                for i, x in enumerate(sets, 1)]
+        stab = table([("#", "num"), ("components", ""), ("each alone [95%]", "num"), ("together [95%]", "num"),
+                      ("cancelled [95%]", "num")], rows, table_id="cancel-sets")
     else:
-        ptab = '<p class="note">no cancel-out pairs found</p>'
-    return (head + intro + "<h3>Unexplained components</h3>" + f'<div class="scroll">{ctab}</div>'
-            + "<h3>Cancel-out pairs (ranked)</h3>"
-            + '<p class="note">Pairs whose effects are large alone but small together: the hypothesis may look '
-              'right only because what it leaves out cancels.</p>'
-            + f'<div class="scroll">{ptab}</div></section>')
+        stab = '<p class="note">no cancel-out sets found</p>'
+    return (head + intro + f'<dl class="words">{words}</dl>' + rules + cost
+            + "<h3>Cancel-out sets (ranked by the amount cancelled)</h3>"
+            + '<p class="note">Sets of components each large alone whose effect together is small, and no '
+              'smaller group of which is: the hypothesis may look right only because what it leaves out '
+              'cancels.</p>'
+            + f'<div class="scroll">{stab}</div>'
+            + "<h3>Unexplained components</h3>" + f'<div class="scroll">{ctab}</div></section>')
 
 
 def _footer(r: Mapping) -> str:
@@ -207,7 +268,9 @@ def render_compare_html(record: Mapping) -> str:
             continue
         survives = row.get("survives")
         status = "survives" if survives is True else "rejected" if survives is False else NA
-        classes.append(status_class(status))
+        classes.append(status_class(status) if not (survives and row.get("flags")) else "other")
+        if survives and row.get("flags"):
+            status = "survives, flagged"
         rows.append([(esc(row.get("rank", NA)), "num"), (esc(row.get("name") or NA), ""), (esc(status), "status"),
                      (esc(fmt(row.get("p_value"))), "num"), (esc(fmt(row.get("p_holm"))), "num"),
                      (est_cell(row.get("loss_recovered"), pct=True), "num"), (est_cell(row.get("distance")), "num"),

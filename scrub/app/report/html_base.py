@@ -50,6 +50,9 @@ tr.rejected td.status { color: var(--bad); font-weight: 700; }
 .scroll { overflow-x: auto; }
 .scroll svg { max-width: none; }
 svg { max-width: 100%; height: auto; }
+dl.words { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; font-size: 13px; margin: 8px 0; }
+dl.words dt { font-weight: 600; } dl.words dd { margin: 0; color: var(--muted); }
+tr.other td.status { color: var(--mid); font-weight: 700; }
 footer dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; font-size: 13px; }
 footer dt { color: var(--muted); } footer dd { margin: 0; word-break: break-word; }
 """

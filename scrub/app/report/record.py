@@ -78,10 +78,11 @@ def evaluation_record(ev, verdict, rule, *, cancel=None, spec: Optional[dict] = 
         "summary": summary,
         "random_distances": {k: _num(v.mean()) for k, v in ev.random_comparisons.items()},
         "verdict": {"status": verdict.status, "text": str(verdict), "reasons": list(verdict.reasons),
-                    "flags": list(verdict.flags), "distance": rule.distance_for(ev),
+                    "flags": list(verdict.flags), "distance": rule.distance_for(ev), "cancels": verdict.cancels,
                     "rule": {"min_loss_recovered": rule.min_loss_recovered,
                              "max_distance_fraction": rule.max_distance_fraction, "min_gap": rule.min_gap,
-                             "description": rule.describe()}},
+                             "independent_margin": rule.independent_margin, "description": rule.describe()}},
+        "independent_check": independent_dict(ev, verdict, rule),
         "per_datum": {"scrub_loss": _per_datum(ev.scrub_loss), "model_loss": _per_datum(ev.model_loss),
                       "random_loss": _per_datum(ev.random_loss),
                       "distances": {k: _per_datum(v) for k, v in ev.comparisons.items()}},
@@ -94,16 +95,39 @@ def evaluation_record(ev, verdict, rule, *, cancel=None, spec: Optional[dict] = 
     }
 
 
+def independent_dict(ev, verdict, rule) -> Optional[dict]:
+    """The independent-draw check (metrics/independent.py): None when it was not computed."""
+    ind = getattr(ev, "independent", None)
+    if ind is None or verdict.independent is None:
+        return None
+    return {"distance": rule.distance_for(ev), "value": estimate_dict(verdict.independent),
+            "excess": estimate_dict(verdict.independent_excess), "margin": rule.independent_margin,
+            "edges": ind.edges, "draws": ind.draws, "flagged": verdict.cancels}
+
+
 def cancel_dict(report) -> dict:
+    s, c = report.settings, report.cost
     return {
         "hypothesis": report.hypothesis.name,
         "distance": report.distance,
         "random_distance": _num(report.random_distance),
+        "seeds": list(report.seeds),
         "joint": estimate_dict(report.joint),
         "tested_pairs": report.tested_pairs,
-        "components": [{"component": str(c.component), "node": c.component.node,
-                        "scrubbed_alone": estimate_dict(c.scrubbed_alone),
-                        "restored_alone": estimate_dict(c.restored_alone)} for c in report.components],
+        "settings": {"min_effect": s.min_effect, "max_joint": s.max_joint, "max_size": s.max_size,
+                     "max_components": s.max_components, "max_candidates": s.max_candidates,
+                     "description": s.describe()},
+        "search": {"components": c.components, "large": c.large, "searched": c.searched,
+                   "candidates": c.candidates, "measured_sets": c.measured_sets,
+                   "effect_variants": c.effect_variants, "verify_variants": c.verify_variants,
+                   "variants": c.variants, "seconds": _num(c.seconds)},
+        "components": [{"component": str(x.component), "node": x.component.node,
+                        "scrubbed_alone": estimate_dict(x.scrubbed_alone),
+                        "restored_alone": None if x.restored_alone is None else estimate_dict(x.restored_alone)}
+                       for x in report.components],
+        "sets": [{"components": [str(m) for m in cs.components], "effects": [estimate_dict(e) for e in cs.effects],
+                  "joint": estimate_dict(cs.joint), "ratio": estimate_dict(cs.ratio),
+                  "cancelled": estimate_dict(cs.cancelled)} for cs in report.sets],
         "pairs": [{"a": str(p.a), "b": str(p.b), "effect_a": estimate_dict(p.effect_a),
                    "effect_b": estimate_dict(p.effect_b), "joint": estimate_dict(p.joint),
                    "cancelled": estimate_dict(p.cancelled)} for p in report.pairs],
@@ -121,5 +145,6 @@ def ranking_record(ranking, spec_files: Optional[list] = None) -> dict:
                   "p_value": _num(r.p_value), "p_holm": _num(r.p_holm),
                   "loss_recovered": estimate_dict(r.verdict.loss_recovered),
                   "distance": None if r.verdict.distance is None else estimate_dict(r.verdict.distance),
-                  "verdict": str(r.verdict)} for r in ranking.rows],
+                  "verdict": str(r.verdict), "flags": list(r.verdict.flags), "cancels": r.verdict.cancels}
+                 for r in ranking.rows],
     }

@@ -36,8 +36,10 @@ def log_record(record: dict, *, project: str = "scrub", run_name: Optional[str] 
     model, the record's `model` what was loaded), the spec keeps it and the
     record's value goes under `<key>_resolved`. Summary: every metric with its
     intervals (`m`, `m_low`, `m_high`, `m_seed_low`, `m_seed_high`), the
-    verdict, and `survives` as 0/1. Tables: `results`, `hypothesis_graph`, and
-    `cancel_out`/`cancel_pairs` when the record has a cancel-out report.
+    verdict, `survives` and `cancels` (the independent-draw flag) as 0/1, and
+    the independent-draw check (`independent_<distance>`, `independent_excess`).
+    Tables: `results`, `hypothesis_graph`, and `cancel_out` (components),
+    `cancel_sets` and `cancel_pairs` when the record has a cancel-out report.
     Histograms of the per-datum losses and the verdict's distance. The spec
     file and the HTML report, when given, go up as artifacts ("spec",
     "report"); the report is also logged as `wandb.Html`. None values are
@@ -64,7 +66,13 @@ def log_record(record: dict, *, project: str = "scrub", run_name: Optional[str] 
     status = verdict.get("status")
     summary.update({"verdict": status, "verdict_text": verdict.get("text"), "verdict_distance": verdict.get("distance"),
                     "survives": None if status is None else int(status == "survives"),
+                    "cancels": None if verdict.get("cancels") is None else int(bool(verdict.get("cancels"))),
                     "seconds": (record.get("timing") or {}).get("seconds")})
+    check = record.get("independent_check")
+    if check:
+        summary.update(_estimate_keys(f"independent_{check.get('distance')}", check.get("value")))
+        summary.update(_estimate_keys("independent_excess", check.get("excess")))
+        summary.update({"independent_margin": check.get("margin"), "independent_edges": check.get("edges")})
 
     with _init(wandb, project, run_name or name, config, mode, dir, tags, group) as run:
         media: dict[str, Any] = {"results": _table(wandb, ["metric", *BOUNDS], [
@@ -81,13 +89,21 @@ def log_record(record: dict, *, project: str = "scrub", run_name: Optional[str] 
                                                  *_bound_columns("restored_alone")], [
                 [c.get("component"), c.get("node"), *_bounds(c.get("scrubbed_alone")),
                  *_bounds(c.get("restored_alone"))] for c in cancel.get("components", [])])
+            media["cancel_sets"] = _table(wandb, ["set", "components", "size", *_bound_columns("joint"),
+                                                  *_bound_columns("cancelled"), *_bound_columns("ratio")], [
+                [k, " + ".join(cs.get("components") or []), len(cs.get("components") or []),
+                 *_bounds(cs.get("joint")), *_bounds(cs.get("cancelled")), *_bounds(cs.get("ratio"))]
+                for k, cs in enumerate(cancel.get("sets", []), 1)])
             effects = ("effect_a", "effect_b", "joint", "cancelled")
             media["cancel_pairs"] = _table(wandb, ["a", "b", *(col for e in effects for col in _bound_columns(e))], [
                 [p.get("a"), p.get("b"), *(v for e in effects for v in _bounds(p.get(e)))]
                 for p in cancel.get("pairs", [])])
             summary.update(_estimate_keys("cancel_joint", cancel.get("joint")))
+            search = cancel.get("search") or {}
             summary.update({"cancel_tested_pairs": cancel.get("tested_pairs"),
-                            "cancel_random_distance": cancel.get("random_distance")})
+                            "cancel_random_distance": cancel.get("random_distance"),
+                            "cancel_n_sets": len(cancel.get("sets", [])), "cancel_variants": search.get("variants"),
+                            "cancel_large": search.get("large"), "cancel_components": search.get("components")})
         media.update(_histograms(wandb, record.get("per_datum") or {}, verdict.get("distance")))
         if "report_html" in files:
             media["report"] = wandb.Html(files["report_html"], inject=False)
@@ -124,6 +140,7 @@ def log_ranking(record: dict, *, project: str = "scrub", run_name: Optional[str]
         name = r.get("name")
         summary.update({f"{name}/rank": r.get("rank"), f"{name}/p_value": r.get("p_value"),
                         f"{name}/p_holm": r.get("p_holm"), f"{name}/survives": int(bool(r.get("survives"))),
+                        f"{name}/cancels": int(bool(r.get("cancels"))),
                         f"{name}/verdict": r.get("verdict")})
         summary.update(_estimate_keys(f"{name}/loss_recovered", r.get("loss_recovered")))
         summary.update(_estimate_keys(f"{name}/{dist}", r.get("distance")))

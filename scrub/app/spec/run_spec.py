@@ -13,7 +13,7 @@ import hashlib
 import importlib
 import pathlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from scrub.app.spec import position_groups
@@ -27,18 +27,20 @@ from scrub.errors import AdapterError, DataError, MetricError, ScrubError, SpecV
 from hypotheses.nodes import Hypothesis
 from hypotheses.registry import SpecValue
 
+from metrics.cancel import CancelSettings
 from metrics.distances import DISTANCES
 from metrics.evaluate import default_distances
 from metrics.losses import LOSSES
 from metrics.protocol import metric_from_spec
 from metrics.verdicts import VerdictRule
 
-TOP_KEYS = ("name", "description", "imports", "model", "data", "loss", "metrics", "verdict", "seeds", "reference",
-            "policy", "batch_size", "hypothesis")
+TOP_KEYS = ("name", "description", "imports", "model", "data", "loss", "metrics", "verdict", "cancel", "seeds",
+            "reference", "policy", "batch_size", "hypothesis")
 REQUIRED = ("model", "data", "loss", "hypothesis")
-RULE_SETTINGS = ("min_loss_recovered", "max_distance_fraction", "distance", "min_gap")
+RULE_SETTINGS = ("min_loss_recovered", "max_distance_fraction", "distance", "min_gap", "independent_margin")
 MAX_SEEDS = 1000  # seeds per spec
 MAX_REFERENCE = 10_000_000  # reference data per spec (`reference: N`)
+CANCEL_SETTINGS = tuple(f.name for f in fields(CancelSettings))  # the `cancel:` mapping: the report's thresholds
 
 
 @dataclass
@@ -57,6 +59,7 @@ class RunSpec:
     reference: Optional[int]
     batch_size: Optional[int]
     node_keys: dict = field(default_factory=dict)  # node name -> key path in the document
+    cancel: CancelSettings = field(default_factory=CancelSettings)  # the cancel-out report's thresholds
 
     @property
     def sha256(self) -> str:
@@ -122,7 +125,7 @@ def _parse(doc: Located, text: str, file: str) -> RunSpec:
     metrics = [metric_from_spec(SpecValue(item, ("metrics", i))) for i, item in enumerate(items)]
     _check_metric_names(doc, loss, metrics)
     return RunSpec(file, text, doc, name, hypothesis, model, data_spec, loss, metrics, _rule(doc), tuple(seeds),
-                   reference, batch_size, _node_keys(doc))
+                   reference, batch_size, _node_keys(doc), _cancel(doc))
 
 
 def _check_metric_names(doc: Located, loss, metrics: list) -> None:
@@ -201,6 +204,23 @@ def _source(value: Any, key: tuple, sources) -> dict:
     if isinstance(value, str):
         value = {"bundled": value}
     return sources.parse(SpecValue(value, key))
+
+
+def _cancel(doc: Located) -> CancelSettings:
+    spec = doc.data.get("cancel", {}) or {}
+    if not isinstance(spec, dict):
+        raise doc.error(("cancel",), "cancel must be a mapping of cancel-out report settings.")
+    defaults = CancelSettings()
+    for k, v in spec.items():
+        if k not in CANCEL_SETTINGS:
+            raise doc.error(("cancel", k), f"unknown cancel setting {k!r}.{did_you_mean(k, CANCEL_SETTINGS)} "
+                                           f"Valid: {', '.join(CANCEL_SETTINGS)}.")
+        want = type(getattr(defaults, k))
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (want is int and not isinstance(v, int)) \
+                or v <= 0 or (want is int and k == "max_size" and v < 2):
+            what = "an integer >= 2" if k == "max_size" else "a positive integer" if want is int else "a positive number"
+            raise doc.error(("cancel", k), f"{k} must be {what}; got {v!r}.")
+    return CancelSettings(**spec)
 
 
 def _rule(doc: Located) -> VerdictRule:
