@@ -114,7 +114,7 @@ class VerdictRule:
     RANGES = {"min_loss_recovered": (0.0, 1.0, "a fraction of the loss, 0..1 (0.9 is 90%)"),
               "max_distance_fraction": (0.0, 1.0, "a fraction of the random baseline's distance, 0..1"),
               "min_gap": (0.0, 1.0, "a fraction of the random baseline's loss, 0..1"),
-              "independent_margin": (0.0, 1.0, "a fraction of the random baseline's distance, 0..1")}
+              "independent_margin": (0.0, float("inf"), "a share of the random baseline's distance, 0 or more")}
 
     def __post_init__(self):
         for name, (low, high, what) in self.RANGES.items():

@@ -144,7 +144,7 @@ def test_run_flags_a_survivor_whose_parts_cancel_and_names_the_set(tmp_path):
     out = tmp_path / "out"
     result = invoke("run", spec, "--out", out, "--seeds", 1, "--cancel")
     assert result.exit_code == 0, result.output
-    record = json.loads(next(out.glob("*/result.json")).read_text())
+    record = json.loads(next(out.glob("*/with-cancel/result.json")).read_text())
     jsonschema.validate(record, SCHEMA)
     verdict = record["verdict"]
     assert verdict["status"] == "survives" and verdict["cancels"] and record["independent_check"]["flagged"]
