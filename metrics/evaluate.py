@@ -26,7 +26,7 @@ from hypotheses.nodes import Hypothesis, Node
 from hypotheses.samplers import Unconditional
 
 from metrics.distances import DISTANCES
-from metrics.protocol import as_metrics
+from metrics.protocol import as_metrics, read_positions
 from metrics.stats import Estimate, estimate
 
 
@@ -165,7 +165,7 @@ class Evaluation:
 def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, *, seeds: Sequence[int] = (0,),
                   reference=None, metrics: Optional[Sequence] = None, distances: Optional[Sequence[str]] = None,
                   batch_size: Optional[int] = None, reference_seed: Optional[int] = None,
-                  log_to=None) -> list[Evaluation]:
+                  log_to=None, cache_mb: Optional[float] = None) -> list[Evaluation]:
     """Evaluate several hypotheses against one model, data, loss and seeds, in one batched run per seed.
 
     metrics: extra OutputMetric / ComparisonMetric objects (or distance names).
@@ -176,7 +176,11 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
         datum's values under different seeds are repeated measurements of it.
     log_to: a sink called as `log_to(evaluations, data)` once they are computed, e.g.
         `scrub.app.report.to_wandb(project="induction", mode="offline")`, which logs
-        each evaluation with its default verdict as one W&B run."""
+        each evaluation with its default verdict as one W&B run.
+    cache_mb: cap on plain values kept for reuse (see `scrub.run`).
+
+    Only the output positions the loss and metrics read are computed, where they say which
+    (`metrics.protocol.read_positions`) and the model allows it."""
     dist_names = tuple(distances) if distances is not None else default_distances(loss)
     outputs, comparisons = as_metrics(list(dist_names) + list(metrics or ()), loss)
     hypotheses = list(hypotheses)
@@ -189,7 +193,8 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
         fns[c.name] = c
     # all seeds in one stacked pass: the reference data's forward pass and plain values are shared
     per_seed = run_seeds(compiled, list(seeds), batch_size=batch_size, metrics=fns, keep_outputs=False,
-                         reference_seed=reference_seed)
+                         reference_seed=reference_seed, read_positions=read_positions(loss, outputs + comparisons),
+                         cache_mb=cache_mb)
     out_names = ["loss"] + [m.name for m in outputs]
     # the distance verdicts judge by: the loss's default, or the first distance asked for when that is absent
     computed = [c.name for c in comparisons if c.name in DISTANCES]

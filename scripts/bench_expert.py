@@ -151,7 +151,10 @@ class Expert:
                                                                               if p in column]
             for h in c.heads:
                 head = self.cache.heads[h]
-                resid[:, cols] += head[x][:, cols] - head[r][:, cols]
+                if len(cols) == len(self.read):
+                    resid += head[x] - head[r]
+                else:
+                    resid[:, cols] += head[x][:, cols] - head[r][:, cols]
         normed = F.layer_norm(resid, resid.shape[-1:], self.ln_w, self.ln_b, self.eps)
         return F.linear(normed, self.W_U.T, self.b_U)
 

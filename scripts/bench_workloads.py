@@ -132,9 +132,10 @@ def _next_token_loss(tokens, mask):
     return loss
 
 
-def paren_expert(n: int = 4000) -> ExpertWorkload:
-    """The paren balancer, 16 hypotheses of the case study's shape: heads 1.0, 2.0 and 2.1 at position 0
-    claimed on their direct paths with agreement samplers, everything else resampled."""
+def paren_expert(n: int = 4000, model=None, data=None) -> ExpertWorkload:
+    """The paren balancer (`paren(n)`, or the given model and data), 16 hypotheses of the case study's
+    shape: heads 1.0, 2.0 and 2.1 at position 0 claimed on their direct paths with agreement samplers,
+    everything else resampled."""
     import numpy as np
     import torch.nn.functional as F
     from bench_expert import Claim, Shape
@@ -142,7 +143,7 @@ def paren_expert(n: int = 4000) -> ExpertWorkload:
     from hypotheses.cases.paren import model as P
     from metrics import ClassificationLoss
 
-    w = paren(n)
+    w = paren(n) if model is None else Workload("paren", model, data, None, [], None)
     tests = {"count": P.is_equal_count, "horizon": P.elevation_never_negative, "open": P.starts_with_open,
              "balanced": P.is_balanced, "both": lambda s: 2 * P.is_equal_count(s) + P.elevation_never_negative(s)}
     features = {name: ((lambda fn: lambda tokens, raw: np.array([fn(s) for s in raw]))(fn),

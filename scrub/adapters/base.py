@@ -82,6 +82,11 @@ class Adapter:
         """Values of an ordinary forward pass (see module doc)."""
         raise NotImplementedError
 
+    def plain_prefix(self, inputs: Tensor, wants: Iterable[tuple[str, str]], width: int) -> dict:
+        """`plain`, where only the first `width` positions of each value are used (an adapter may skip
+        computing the rest)."""
+        return self.plain(inputs, wants)
+
     def evaluate(self, requests: list[SiteRequest]) -> list[Tensor]:
         """Outputs `(batch, pos, d)` of sites of one stage on the given inputs."""
         raise NotImplementedError

@@ -60,6 +60,9 @@ class ScrubTransformerAdapter(Adapter):
     def plain(self, inputs: Tensor, wants: Iterable[tuple[str, str]]) -> dict:
         return plain_with_z(self, inputs, wants)
 
+    def plain_prefix(self, inputs: Tensor, wants: Iterable[tuple[str, str]], width: int) -> dict:
+        return plain_with_z(self, inputs, wants, width=width)
+
     def evaluate(self, requests: list[SiteRequest]) -> list[Tensor]:
         kind = requests[0].site.kind
         if kind == HEAD:

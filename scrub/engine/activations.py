@@ -120,7 +120,7 @@ class PlainValues:
             else:
                 sel = order[start:stop]
                 rows = x[sel][:, : int(widths[stop - 1])]  # sorted: the batch's longest row is its last
-            got = self.adapter.plain(rows, wants)
+            got = self.adapter.plain_prefix(rows, wants, self.width)
             for want in wants:
                 value = got.get(want)
                 if value is None:

@@ -150,6 +150,8 @@ class _StageInputs:
             pos = None if t.positions is None else [p for p in t.positions if p < self.width]
             if pos == []:  # the term changes only positions this run does not compute
                 return self._prefix(base, terms[:-1])
+            if pos is not None and len(pos) == self.width:  # every computed position: no indexing
+                pos = None
             x = self._prefix(base, terms[:-1]).clone()
             value, minus = _value(t.value, self.plain, self.evaluated), _value(t.minus, self.plain, self.evaluated)
             if pos is None:
