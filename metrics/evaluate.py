@@ -147,6 +147,14 @@ class Evaluation:
                    cat("model"), cat("random"), cat("comparisons"), cat("random_comparisons"),
                    [r for p in parts for r in p.results], first.main_distance)
 
+    def split_seeds(self) -> list["Evaluation"]:
+        """One evaluation per seed (the inverse of `merge_seeds`), e.g. to save each seed of a stacked run."""
+        def part(i: int, attr: str) -> dict:
+            return {k: v[i:i + 1].clone() for k, v in getattr(self, attr).items()}  # not views: saved alone
+        attrs = ("scrubbed", "model", "random", "comparisons", "random_comparisons")
+        return [Evaluation(self.hypothesis, self.loss_name, (seed,), *(part(i, a) for a in attrs),
+                           self.results[i:i + 1], self.main_distance) for i, seed in enumerate(self.seeds)]
+
     def summary(self) -> dict:
         out = {"hypothesis": self.name, "loss": self.loss_name, "n_reference": self.scrub_loss.shape[1],
                "n_seeds": len(self.seeds), "expected_loss": self.scrub_loss.mean().item(),
