@@ -153,3 +153,13 @@ def test_read_positions_checked():
         scrub.run(PADDED, h, PADDED_DATA, read_positions=[8])
     negative = scrub.run(CAUSAL, h, CAUSAL_DATA, read_positions=[-1])
     assert not torch.isnan(negative.scrubbed).any()
+
+
+def test_last_block_on_fewer_queries():
+    """The model's forward can compute its last block for the first positions only: they equal the full
+    pass there (their queries still read every key)."""
+    tokens = PADDED_DATA.inputs
+    with torch.no_grad():
+        full = PADDED(tokens)
+        part = PADDED(tokens, queries=(1, 3))
+    assert part.shape[1] == 3 and torch.allclose(part, full[:, :3], atol=1e-6)

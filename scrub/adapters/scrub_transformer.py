@@ -61,7 +61,21 @@ class ScrubTransformerAdapter(Adapter):
         return plain_with_z(self, inputs, wants)
 
     def plain_prefix(self, inputs: Tensor, wants: Iterable[tuple[str, str]], width: int) -> dict:
-        return plain_with_z(self, inputs, wants, width=width)
+        """The last block a bidirectional pass needs computes only the first `width` positions: nothing
+        after it reads its other positions (earlier blocks run in full: their keys are read)."""
+        wants = set(wants)
+        kw = None
+        if width < inputs.shape[1] and not self.graph.causal:
+            kw = {"queries": (self._last_block(wants), width)}
+        return plain_with_z(self, inputs, wants, width=width, forward_kw=kw)
+
+    def _last_block(self, wants) -> int:
+        """The deepest block whose computation some wanted value needs (the model's last for logits)."""
+        needed = 0
+        for what, name in wants:
+            site = self.graph.site(name)
+            needed = max(needed, site.stage if what == "out" else site.stage - 1)  # a read residual: stages below
+        return min((needed - 1) // 2, self.model.cfg.n_layers - 1) if needed >= 1 else -1
 
     def evaluate(self, requests: list[SiteRequest]) -> list[Tensor]:
         kind = requests[0].site.kind

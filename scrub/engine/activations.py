@@ -10,7 +10,9 @@ role, seed or hypothesis asked for it. So:
   reading only layer 0 does not run layer 11). Neighbouring groups are merged
   when one deeper pass over the union of their data costs less than both
   passes (site costs from `scrub.engine.cost`).
-- Per chunk of reference data, a group's pass runs once per distinct datum.
+- Data with identical model inputs are one datum (a data set of short
+  bracket strings repeats many), and per chunk of reference data a group's
+  pass runs once per distinct datum.
 - A group whose roles repeat data keeps the values in a cache on the model's
   device, so a datum is computed once per run. The cache is capped at
   `cache_mb` megabytes (the `cache_mb=` argument of `scrub.run`, `run_seeds`,
@@ -33,8 +35,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from scrub.adapters.base import OUT, Adapter
-from scrub.engine.cost import site_costs
+from scrub.adapters.base import Adapter
+from scrub.engine.cost import depth_of, site_costs
 from scrub.errors import InterventionError
 
 # Cap on cached plain values per run, in MB, unless the caller passes cache_mb=.
@@ -45,19 +47,14 @@ FILL_ROWS = 512
 Want = tuple[str, str]  # (what, site)
 
 
-def depth_of(adapter: Adapter, wants) -> float:
-    """How far a forward pass must go for these values: a site's output needs its own stage, the residual
-    it reads only the stages below."""
-    stage = {s.name: s.stage for s in adapter.graph.sites}
-    return max(stage[site] + (0.5 if what == OUT else 0.0) for what, site in wants)
-
-
 class PlainValues:
     """`chunk(rows)` gives `{(role, what, site): (rows, width, ...)}` for every plain value the plan reads."""
 
     def __init__(self, adapter: Adapter, inputs: Tensor, roles: dict[int, Tensor], needs: dict[int, set],
                  width: int, max_rows: int, cache_mb: Optional[float] = None):
-        self.adapter, self.inputs, self.roles, self.needs = adapter, inputs, roles, needs
+        self.adapter, self.inputs, self.needs = adapter, inputs, needs
+        canonical = _first_equal(inputs)  # data with equal inputs have equal plain values
+        self.roles = {r: canonical[v] for r, v in roles.items()}
         self.width = width
         self.n_pos = adapter.n_positions(inputs)
         self.trim = adapter.trims and adapter.graph.positional
@@ -131,6 +128,15 @@ class PlainValues:
                     out[want] = value.new_empty((n, *value.shape[1:]))
                 out[want][sel] = value
         return out
+
+
+def _first_equal(inputs: Tensor) -> Tensor:
+    """For each datum, the first datum whose model inputs equal its own."""
+    n = len(inputs)
+    _, inverse = torch.unique(inputs.reshape(n, -1), dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), n, dtype=torch.long, device=inputs.device)
+    first.scatter_reduce_(0, inverse, torch.arange(n, device=inputs.device), reduce="amin")
+    return first[inverse]
 
 
 class _GroupValues:
