@@ -13,7 +13,8 @@ def python_blocks(path: pathlib.Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("page,expected", [("quickstart.md", "loss recovered"), ("spec-format.md", "induction heads")])
+@pytest.mark.parametrize("page,expected", [("quickstart.md", "loss recovered"), ("spec-format.md", "induction heads"),
+                                           ("performance.md", "loss recovered")])
 def test_doc_examples_run(page, expected, capsys):
     namespace: dict = {}
     for block in python_blocks(DOCS / page):
