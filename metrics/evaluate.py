@@ -31,7 +31,7 @@ from hypotheses.samplers import Unconditional
 
 from metrics.distances import DISTANCES
 from metrics.independent import IndependentDraws, block_for, plan_check
-from metrics.protocol import as_metrics
+from metrics.protocol import as_metrics, read_positions
 from metrics.stats import Estimate, estimate
 
 
@@ -169,6 +169,22 @@ class Evaluation:
                    cat(parts, "random_comparisons"), [r for p in parts for r in p.results], first.main_distance,
                    tuple(dict.fromkeys(w for p in parts for w in p.warnings)), independent)
 
+    def split_seeds(self) -> list["Evaluation"]:
+        """One evaluation per seed (the inverse of `merge_seeds`), e.g. to save each seed of a stacked run."""
+        def part(obj, i: int, attr: str) -> dict:
+            return {k: v[i:i + 1].clone() for k, v in getattr(obj, attr).items()}  # not views: saved alone
+
+        attrs = ("scrubbed", "model", "random", "comparisons", "random_comparisons")
+        out = []
+        for i, seed in enumerate(self.seeds):
+            ind = self.independent
+            independent = None if ind is None else IndependentDraws(
+                part(ind, i, "scrubbed"), part(ind, i, "comparisons"), ind.edges, ind.draws, ind.results[i:i + 1])
+            out.append(Evaluation(self.hypothesis, self.loss_name, (seed,), *(part(self, i, a) for a in attrs),
+                                  self.results[i:i + 1], self.main_distance, self.warnings, independent,
+                                  part(self, i, "extras")))
+        return out
+
     def summary(self) -> dict:
         out = {"hypothesis": self.name, "loss": self.loss_name, "n_reference": self.scrub_loss.shape[1],
                "n_seeds": len(self.seeds), "expected_loss": self.scrub_loss.mean().item(),
@@ -188,7 +204,8 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
                   reference=None, metrics: Optional[Sequence] = None, distances: Optional[Sequence[str]] = None,
                   batch_size: Optional[int] = None, reference_seed: Optional[int] = None,
                   log_to=None, check_independent: bool = True,
-                  extras: Optional[Mapping[str, Callable]] = None) -> list[Evaluation]:
+                  extras: Optional[Mapping[str, Callable]] = None,
+                  cache_mb: Optional[float] = None) -> list[Evaluation]:
     """Evaluate several hypotheses against one model, data, loss and seeds, in one stacked pass.
 
     metrics: extra OutputMetric / ComparisonMetric objects (or distance names).
@@ -204,7 +221,11 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
         independently (`ev.independent`; see metrics/independent.py). It adds no
         forward pass, only the variant's site evaluations.
     extras: name -> fn(scrubbed, model, batch) giving any per-datum tensor, kept
-        unchecked in `ev.extras` (e.g. the cancel-out report's output sketches)."""
+        unchecked in `ev.extras` (e.g. the cancel-out report's output sketches).
+    cache_mb: cap on plain values kept for reuse (see `scrub.run`).
+
+    Only the output positions the loss and metrics read are computed, where they say which
+    (`metrics.protocol.read_positions`), no `extras` read the outputs, and the model allows it."""
     check_loss(loss)
     seeds = check_seeds(seeds)
     outputs, comparisons = measures(loss, metrics, distances)
@@ -224,7 +245,8 @@ def evaluate_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, loss, 
     fns.update(extras or {})
     # all seeds in one stacked pass: the reference data's forward pass and plain values are shared
     per_seed = run_seeds(compiled, list(seeds), batch_size=batch_size, metrics=fns, keep_outputs=False,
-                         reference_seed=reference_seed)
+                         reference_seed=reference_seed, read_positions=None if extras else read_positions(loss, outputs + comparisons),
+                         cache_mb=cache_mb)
     out_names = ["loss"] + [m.name for m in outputs]
     # the distance verdicts judge by: the loss's default, or the first distance asked for when that is absent
     computed = [c.name for c in comparisons if c.name in DISTANCES]

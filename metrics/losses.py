@@ -56,6 +56,10 @@ class Loss:
                 kw[attr] = tuple(value) if typ is list else value
         return cls(**kw)
 
+    def positions_read(self) -> Optional[tuple[int, ...]]:
+        """The output positions this loss reads, when they are the same for every datum (None: any)."""
+        return None
+
     def to_spec(self) -> Any:
         defaults = {f.name: f.default for f in fields(self)}
         settings = {key: (list(getattr(self, attr)) if typ is list else getattr(self, attr))
@@ -129,6 +133,9 @@ class ClassificationLoss(Loss):
         w[:, self.position] = 1
         return w
 
+    def positions_read(self) -> tuple[int, ...]:
+        return (self.position,)
+
     def __call__(self, outputs: Tensor, batch: Dataset) -> Tensor:
         labels = torch.as_tensor(batch.column("labels"), device=outputs.device).long()
         logits = outputs[:, self.position].float()
@@ -157,6 +164,9 @@ class MSELoss(Loss):
 
     def position_weights(self, batch: Dataset, n_pos: int) -> Tensor:
         return ClassificationLoss(self.position).position_weights(batch, n_pos)
+
+    def positions_read(self) -> tuple[int, ...]:
+        return (self.position,)
 
     def __call__(self, outputs: Tensor, batch: Dataset) -> Tensor:
         pred = outputs[:, self.position].float()

@@ -40,9 +40,13 @@ METRICS: Registry = Registry("metric")
 
 @dataclass(frozen=True)
 class OutputMetric:
+    """positions: the output positions `fn` reads, if it says (then the engine may compute only those;
+    None: any position)."""
+
     name: str
     fn: Callable[[Tensor, Dataset], Tensor] = field(compare=False)
     higher_is_better: bool = True
+    positions: Optional[tuple[int, ...]] = None
 
     def __call__(self, outputs: Tensor, batch: Dataset) -> Tensor:
         return _check(self.name, self.fn(outputs, batch), len(batch))
@@ -50,8 +54,11 @@ class OutputMetric:
 
 @dataclass(frozen=True)
 class ComparisonMetric:
+    """positions: as for `OutputMetric`."""
+
     name: str
     fn: Callable[[Tensor, Tensor, Dataset], Tensor] = field(compare=False)
+    positions: Optional[tuple[int, ...]] = None
 
     def __call__(self, scrubbed: Tensor, model: Tensor, batch: Dataset) -> Tensor:
         return _check(self.name, self.fn(scrubbed, model, batch), len(batch))
@@ -74,7 +81,7 @@ def accuracy(position: int = 0) -> OutputMetric:
     def fn(out: Tensor, batch: Dataset) -> Tensor:
         labels = torch.as_tensor(batch.column("labels"), device=out.device)
         return (out[:, position].argmax(-1) == labels).float()
-    return OutputMetric(f"accuracy@{position}", fn)
+    return OutputMetric(f"accuracy@{position}", fn, positions=(position,))
 
 
 def logit_diff(correct: int | str, incorrect: int | str, position: int = -1) -> OutputMetric:
@@ -89,7 +96,7 @@ def logit_diff(correct: int | str, incorrect: int | str, position: int = -1) -> 
         at = out[:, position].float()
         rows = torch.arange(len(batch), device=out.device)
         return at[rows, token(correct, batch, out.device)] - at[rows, token(incorrect, batch, out.device)]
-    return OutputMetric(f"logit_diff({correct},{incorrect})@{position}", fn)
+    return OutputMetric(f"logit_diff({correct},{incorrect})@{position}", fn, positions=(position,))
 
 
 # --- built-in comparison metrics ----------------------------------------------------
@@ -97,7 +104,8 @@ def logit_diff(correct: int | str, incorrect: int | str, position: int = -1) -> 
 def agreement(position: int = 0) -> ComparisonMetric:
     """1 where the scrubbed argmax at `position` equals the model's own prediction."""
     return ComparisonMetric(f"agreement@{position}",
-                            lambda ys, ym, b: (ys[:, position].argmax(-1) == ym[:, position].argmax(-1)).float())
+                            lambda ys, ym, b: (ys[:, position].argmax(-1) == ym[:, position].argmax(-1)).float(),
+                            positions=(position,))
 
 
 def distance(name: str, loss) -> ComparisonMetric:
@@ -111,7 +119,22 @@ def distance(name: str, loss) -> ComparisonMetric:
         if dims is not None:
             ys, ym = ys[..., list(dims)], ym[..., list(dims)]
         return fn(ys, ym, loss.position_weights(b, ys.shape[1]))
-    return ComparisonMetric(name, compare)
+    return ComparisonMetric(name, compare, positions=positions_read(loss))
+
+
+def positions_read(loss) -> Optional[tuple[int, ...]]:
+    """The output positions a loss reads, if it says (`positions_read()`); None: any."""
+    says = getattr(loss, "positions_read", None)
+    return says() if callable(says) else None
+
+
+def read_positions(loss, metrics: Sequence) -> Optional[tuple[int, ...]]:
+    """The output positions an evaluation with this loss and these metrics reads: the union of what each
+    says, or None (every position) when one does not say."""
+    parts = [positions_read(loss)] + [getattr(m, "positions", None) for m in metrics]
+    if any(p is None for p in parts):
+        return None
+    return tuple(sorted({int(q) for p in parts for q in p}))
 
 
 def as_metrics(items: Optional[Sequence], loss) -> tuple[list[OutputMetric], list[ComparisonMetric]]:

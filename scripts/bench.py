@@ -1,13 +1,23 @@
-"""Benchmark the engine: speed against the limit, the naive hook loop and nnsight; stacking; memory.
+"""Benchmark the engine: against a hand-written expert scrub, the limit, the naive hook loop and nnsight;
+stacking; memory.
 
     python scripts/bench.py --quick                 # CPU-sized: a few minutes
     python scripts/bench.py [--device cuda]         # full sizes
     python scripts/bench.py --workloads gpt2 --quick
     python scripts/bench.py --quick --workloads gpt2-bridge,pythia-bridge --doc bridges-cpu   # TransformerBridges
     python scripts/bench.py --quick --doc quick-cpu  # also rewrite that block of docs/performance.md
+    python scripts/bench.py --only expert --threads 1  # the expert rows alone, on one thread
 
 Every figure is a ratio against a baseline timed in the same process:
 
+- the expert: a causal scrub written by hand in plain torch (scripts/bench_expert.py:
+  clean activations cached over the data set, per-node data sampled, outputs
+  assembled from cached pieces), run side by side with scrub on the same
+  hypotheses and seeds, alternating which goes first; it also replays scrub's
+  draws, and "max diff" is the largest difference of the outputs;
+- the machine limit: the FLOPs a scrub of the drawn data needs at least
+  (scrub/engine/cost.py `least_flops`) at this machine's measured
+  matrix-multiply rate, so a slow forward pass cannot hide behind a ratio to itself;
 - the limit: plain forward passes over the same data, each timed right after
   the run it is compared with, times the plan's least work in forward-pass
   equivalents (scrub/engine/cost.py);
@@ -38,8 +48,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 import scrub  # noqa: E402
-from scrub.engine.cost import plan_limit  # noqa: E402
-from scrub.engine.executor import DEFAULT_MAX_ROWS  # noqa: E402
+from scrub.engine.cost import least_flops, plan_limit  # noqa: E402
+from scrub.engine.executor import DEFAULT_MAX_ROWS, run_width  # noqa: E402
 from scrub.engine.run import compile_many, run_seeds  # noqa: E402
 from scrub.app.report import markdown_table  # noqa: E402
 
@@ -53,6 +63,10 @@ SIZES = {  # (reference data, naive/nnsight data, sequence length)
              "pythia-bridge": (64, 2, 128)},
 }
 SEQUENCE_WORKLOADS = {"gpt2": W.gpt2_shaped, "gpt2-bridge": W.gpt2_bridge, "pythia-bridge": W.pythia_bridge}
+EXPERT_SIZES = {  # reference data (and GPT-2 sequence length) of the expert rows
+    "quick": {"paren": 4000, "induction": 1024, "gpt2": (16, 32)},
+    "full": {"paren": 4000, "induction": 4096, "gpt2": (64, 128)},
+}
 
 
 def sync(device: str) -> None:
@@ -110,7 +124,20 @@ def run_ours(compiled, seeds=(0,), batch=None):
     return run_seeds(compiled, list(seeds), keep_outputs=False, batch_size=batch)
 
 
-def bench_speed(w, device: str, repeat: int) -> tuple[list, dict]:
+def matmul_rate(device: str, n: int = 1024, repeat: int = 5) -> float:
+    """This machine's float32 matrix-multiply rate (FLOP/s): the median of `repeat` n x n products."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return 2 * n ** 3 / timed(lambda: a @ b, device, repeat)
+
+
+def machine_limit(results, adapter, data, read_positions=None) -> float:
+    """The least FLOPs of the run that gave `results` (its stacked plan and drawn data)."""
+    r = results[0][0]
+    width = run_width(r.plan, adapter, adapter.n_positions(data.inputs), read_positions)
+    return least_flops(r.plan, adapter, data.inputs, r.roles, width)
+
+
+def bench_speed(w, device: str, repeat: int, rate: float) -> tuple[list, dict]:
     model = w.model.to(device)
     adapter = scrub.adapt(model)
     data = w.data.to(device)
@@ -122,10 +149,71 @@ def bench_speed(w, device: str, repeat: int) -> tuple[list, dict]:
         compiled = scrub.compile(adapter, h, data)
         limit = plan_limit(compiled.plan, adapter).forward_equivalents
         t, per_forward = paired(lambda: run_ours(compiled), forward, device, repeat)
-        rate = n / t
-        rows.append([w.name, h.name, f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}", f"{limit:.2f}",
-                     f"{per_forward / limit:.2f}"])
+        per_s = n / t
+        flops = machine_limit(run_ours(compiled), adapter, data)
+        rows.append([w.name, h.name, f"{per_s:,.0f}" if per_s >= 10 else f"{per_s:.2g}", f"{limit:.2f}",
+                     f"{per_forward / limit:.2f}", f"{flops / 1e9:.2f}", f"{t / (flops / rate):.1f}"])
     return rows, {"forward": forward, "n": n}
+
+
+def expert_workload(name: str, mode: str):
+    size = EXPERT_SIZES[mode][name]
+    return W.gpt2_expert(*size) if name == "gpt2" else getattr(W, f"{name}_expert")(size)
+
+
+def bench_expert(ew, device: str, pairs: int, rate: float) -> list:
+    """scrub and the hand-written expert on the same hypotheses and seeds, side by side (the order
+    alternates); the expert replaying scrub's draws checks the numbers."""
+    from bench_expert import Expert, run_all
+
+    model = ew.model.to(device)
+    data = ew.data.to(device)
+    adapter = scrub.adapt(model)
+    hyps = ew.hypotheses()
+    n_pos = data.inputs.shape[1]
+    read = ew.read if ew.read is not None else list(range(n_pos))
+    features = {k: f for k, (f, _) in ew.features.items()}
+    tokens = data.inputs
+
+    def expert():
+        return Expert(model, tokens, data.raw, ew.shapes, features, read, model.cfg.pad_token_id,
+                      model.cfg.attention_dir == "causal")
+
+    # the numbers: the expert on scrub's draws
+    drawn = run_seeds(compile_many(adapter, hyps, data), list(ew.seeds[:1]), read_positions=ew.read)[0]
+    replay = expert()
+    diff = 0.0
+    for shape, result in zip(ew.shapes, drawn):
+        idx = result.node_indices()
+        ys = replay.assemble(shape, idx["output"]["other"], {c.name: idx[c.name]["x"] for c in shape.claims})
+        diff = max(diff, (ys - result.scrubbed[:, read]).abs().max().item())
+    del drawn, replay
+    metrics = {"loss": lambda ys, ym, b: ew.loss(ys, b)}
+    rows = max(1, 2 ** 26 // (len(read) * model.cfg.vocab_out))  # expert's logits per step: 256 MB at most
+
+    def ours():
+        compiled = compile_many(adapter, hyps, data)
+        return run_seeds(compiled, list(ew.seeds), metrics=metrics, keep_outputs=False, read_positions=ew.read)
+
+    def theirs():
+        return run_all(expert(), ew.shapes, ew.seeds, ew.expert_loss, rows)
+
+    results = ours()
+    theirs()
+    t_ours, t_exp, ratios = [], [], []
+    for i in range(pairs):
+        first, second = (ours, theirs) if i % 2 == 0 else (theirs, ours)
+        a = timed(first, device, 1, warm=False)
+        b = timed(second, device, 1, warm=False)
+        mine, other = (a, b) if first is ours else (b, a)
+        t_ours.append(mine)
+        t_exp.append(other)
+        ratios.append(mine / other)
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    machine = machine_limit(results, adapter, data, ew.read) / rate
+    return [ew.name, f"{len(ew.shapes)} x {len(ew.seeds)}", len(data), f"{med(t_ours):.2f}", f"{med(t_exp):.2f}",
+            f"{med(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]", f"{diff:.1e}",
+            f"{machine * rate / 1e9:.1f}", f"{med(t_ours) / machine:.1f}", f"{med(t_exp) / machine:.1f}"]
 
 
 def bench_baselines(w, n_small: int, device: str, use_nnsight: bool) -> list:
@@ -237,29 +325,43 @@ def main() -> None:
     parser.add_argument("--workloads", default="induction,paren,gpt2")
     parser.add_argument("--stack", type=int, default=16, help="hypotheses stacked in one pass")
     parser.add_argument("--no-nnsight", action="store_true")
-    parser.add_argument("--tables", default="speed,baselines,stacking,memory,cancel",
+    parser.add_argument("--tables", default="expert,speed,baselines,stacking,memory,cancel",
                         help="which measurements to run (comma-separated)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--only", choices=["expert"], help="only the rows against the hand-written expert "
+                                                           "(--tables expert)")
+    parser.add_argument("--pairs", type=int, default=7, help="side-by-side runs against the expert (GPT-2: 3)")
     parser.add_argument("--json", type=pathlib.Path, help="also write the tables as JSON")
     parser.add_argument("--doc", metavar="BLOCK", help="also rewrite block BLOCK of docs/performance.md")
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
     torch.set_grad_enabled(False)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         import nnsight  # noqa: F401
         use_nn = not args.no_nnsight
     except ImportError:
         use_nn = False
         print("nnsight is not installed (pip install nnsight); its column is skipped")
-    speed, base, stack, memory, cancel = [], [], [], [], []
-    which = set(args.tables.split(","))
+    speed, base, stack, memory, cancel, expert = [], [], [], [], [], []
+    which = {"expert"} if args.only == "expert" else set(args.tables.split(","))
     started = time.time()
+    rate = matmul_rate(args.device)
+    print(f"matrix-multiply rate: {rate / 1e9:.1f} GFLOP/s", flush=True)
     for name in args.workloads.split(","):
+        if "expert" in which and name in EXPERT_SIZES[mode]:
+            print(f"[{time.time() - started:5.0f}s] {name}: against the expert", flush=True)
+            expert.append(bench_expert(expert_workload(name, mode), args.device,
+                                       min(args.pairs, 3) if name == "gpt2" else args.pairs, rate))
+        if not which - {"expert"}:
+            continue
         w, n_small = workload(name, mode)
         print(f"[{time.time() - started:5.0f}s] {name}: {len(w.data)} reference data", flush=True)
         repeat = 1 if name in SEQUENCE_WORKLOADS else 5  # medians of 5 where a run takes seconds, not minutes
         info = None
         if which & {"speed", "stacking"}:
-            rows, info = bench_speed(w, args.device, repeat)
+            rows, info = bench_speed(w, args.device, repeat, rate)
             speed += rows if "speed" in which else []
         if "baselines" in which:
             base.append(bench_baselines(w, n_small, args.device, use_nn))
@@ -272,7 +374,12 @@ def main() -> None:
         if "cancel" in which:
             cancel.append(bench_cancel(w, args.device, min(repeat, 3)))
     tables = {
-        "speed": (["workload", "hypothesis", "data/s", "limit (fwd/datum)", "time / limit"], speed),
+        "against a hand-written expert scrub": (
+            ["workload", "hypotheses x seeds", "reference data", "scrub (s)", "expert (s)",
+             "scrub / expert, median [range]", "max diff (same draws)", "least work (GFLOP)",
+             "scrub / machine limit", "expert / machine limit"], expert),
+        "speed": (["workload", "hypothesis", "data/s", "limit (fwd/datum)", "time / limit", "least work (GFLOP)",
+                   "time / machine limit"], speed),
         "baselines": (["workload", "hypothesis", "data", "ours ms/datum", "naive hook loop ms/datum", "speedup",
                        "max diff", "nnsight ms/datum", "speedup", "max diff (nnsight)"], base),
         "stacking": (["workload", "hypotheses", "one after another (s)", "stacked (s)", "speedup",
@@ -286,7 +393,8 @@ def main() -> None:
     tables = {k: v for k, v in tables.items() if v[1]}
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
     command = " ".join(["python", "scripts/bench.py", *sys.argv[1:]])
-    heading = (f"{mode} benchmark on {device}, torch {torch.__version__}, {datetime.date.today()}: "
+    heading = (f"{mode} benchmark on {device}, {torch.get_num_threads()} torch thread(s), matrix-multiply rate "
+               f"{rate / 1e9:.1f} GFLOP/s, torch {torch.__version__}, {datetime.date.today()}: "
                f"`{command}` ({time.time() - started:.0f}s)")
     body = "\n\n".join(f"**{title}**\n\n{markdown_table(rows, header)}" for title, (header, rows) in tables.items())
     print(f"\n## {heading}\n\n{body}\n")

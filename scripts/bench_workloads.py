@@ -168,3 +168,136 @@ def plant_cancellations(model, scale: float = 30.0):
                     b[i] = b[first]
                 attn.W_O[i] = w
     return planted
+
+
+# --- workloads for the hand-written expert scrub (scripts/bench_expert.py) -------------------------
+
+@dataclass
+class ExpertWorkload:
+    """Hypotheses of the expert's shape (scripts/bench_expert.py) on one model, under several seeds.
+
+    features: name -> (the expert's own function of (tokens, raw) giving one value per datum, the same
+    feature for scrub); read: the output positions the loss reads (None: all)."""
+
+    name: str
+    model: torch.nn.Module
+    data: Dataset
+    loss: object
+    expert_loss: object  # (logits at the read positions, rows) -> per-datum loss
+    shapes: list
+    features: dict
+    read: object
+    seeds: tuple = (0, 1, 2, 3, 4)
+
+    def hypotheses(self) -> list:
+        return [shape_hypothesis(s, self.features) for s in self.shapes]
+
+
+def shape_hypothesis(shape, features) -> Hypothesis:
+    """The scrub hypothesis an expert shape stands for: leaf claims of heads' direct paths under a root
+    whose other inputs are resampled."""
+    kids = []
+    for c in shape.claims:
+        at = "" if c.positions is None else "@" + ",".join(str(p) for p in c.positions)
+        paths = [f"output <- head.{layer}.{h}{at}" for layer, h in c.heads]
+        kids.append(Node(c.name, paths) if c.feature is None else Node(c.name, paths, agree(features[c.feature][1])))
+    return Hypothesis(Node("output", children=kids), name=shape.name)
+
+
+def _next_token_loss(tokens, mask):
+    import torch.nn.functional as F
+
+    def loss(logits, rows):
+        logp = F.log_softmax(logits[:, :-1].float(), -1)
+        nll = -logp.gather(-1, tokens[rows, 1:, None]).squeeze(-1)
+        w = mask[rows, :-1].float()
+        return (nll * w).sum(-1) / w.sum(-1)
+    return loss
+
+
+def paren_expert(n: int = 4000, model=None, data=None) -> ExpertWorkload:
+    """The paren balancer (`paren(n)`, or the given model and data), 16 hypotheses of the case study's
+    shape: heads 1.0, 2.0 and 2.1 at position 0 claimed on their direct paths with agreement samplers,
+    everything else resampled."""
+    import numpy as np
+    import torch.nn.functional as F
+    from bench_expert import Claim, Shape
+    from hypotheses import from_datum
+    from hypotheses.cases.paren import model as P
+    from metrics import ClassificationLoss
+
+    w = paren(n) if model is None else Workload("paren", model, data, None, [], None)
+    tests = {"count": P.is_equal_count, "horizon": P.elevation_never_negative, "open": P.starts_with_open,
+             "balanced": P.is_balanced, "both": lambda s: 2 * P.is_equal_count(s) + P.elevation_never_negative(s)}
+    features = {name: ((lambda fn: lambda tokens, raw: np.array([fn(s) for s in raw]))(fn),
+                       from_datum(fn, name=f"{name} test")) for name, fn in tests.items()}
+    a, b, c = (1, 0), (2, 0), (2, 1)
+
+    def claim(name, heads, feature):
+        return Claim(name, tuple(heads), (0,), feature)
+
+    shapes = [Shape("count 2.0; horizon 1.0, 2.1", (claim("c", [b], "count"), claim("h", [a, c], "horizon"))),
+              Shape("count 2.0; horizon 2.1; open 1.0", (claim("c", [b], "count"), claim("h", [c], "horizon"),
+                                                          claim("o", [a], "open"))),
+              Shape("all three: both tests", (claim("t", [a, b, c], "both"),)),
+              Shape("all three: balanced", (claim("t", [a, b, c], "balanced"),)),
+              Shape("all three exact", (claim("t", [a, b, c], None),)),
+              Shape("count 2.0 alone", (claim("c", [b], "count"),)),
+              Shape("horizon 2.0; count 1.0, 2.1", (claim("h", [b], "horizon"), claim("c", [a, c], "count"))),
+              Shape("open 1.0; both 2.0, 2.1", (claim("o", [a], "open"), claim("t", [b, c], "both")))]
+    for f1 in ("count", "both", "balanced"):
+        for f2 in ("horizon", "both", "balanced"):
+            if (f1, f2) != ("count", "horizon"):
+                shapes.append(Shape(f"{f1} 2.0; {f2} 1.0, 2.1", (claim("x", [b], f1), claim("y", [a, c], f2))))
+    labels = w.data.labels
+
+    def expert_loss(logits, rows):
+        return F.cross_entropy(logits[:, 0].float(), labels[rows], reduction="none")
+
+    return ExpertWorkload("paren", w.model, w.data, ClassificationLoss(0), expert_loss, shapes[:16], features, [0])
+
+
+def induction_expert(n: int) -> ExpertWorkload:
+    """The induction model: layer-1 heads claimed on their direct paths (exact, or agreeing on the
+    token they predict from), everything else resampled; next-token loss at the induction positions."""
+    from bench_expert import Claim, Shape
+    from hypotheses.cases.induction import model as ind
+    from metrics import NextTokenLoss
+
+    model, data = ind.load_model(), ind.make_dataset(n, seed=12345)
+    features = {f"token {p}": ((lambda p: lambda tokens, raw: tokens[:, p].numpy())(p), token_at(p)) for p in (-2, -1)}
+    heads = [(1, h) for h in range(4)]
+    shapes = [Shape("induction heads exact", (Claim("i", tuple(heads)),))]
+    shapes += [Shape(f"head 1.{h} exact", (Claim("i", ((1, h),)),)) for h in range(4)]
+    shapes += [Shape(f"head 1.{h} on token -1", (Claim("i", ((1, h),), None, "token -1"),)) for h in range(4)]
+    shapes += [Shape("1.0, 1.2 exact; 1.1, 1.3 on token -1", (Claim("a", ((1, 0), (1, 2))),
+                                                               Claim("b", ((1, 1), (1, 3)), None, "token -1")))]
+    shapes += [Shape("induction heads on token -2", (Claim("i", tuple(heads), None, "token -2"),))]
+    shapes += [Shape("layer 0 and 1 heads exact", (Claim("i", tuple((layer, h) for layer in (0, 1) for h in range(4))),))]
+    shapes += [Shape(f"heads 0.{h}, 1.{h} exact", (Claim("i", ((0, h), (1, h))),)) for h in range(4)]
+    tokens, mask = data.inputs, data.fields["induction_mask"]
+    return ExpertWorkload("induction", model, data, NextTokenLoss("induction_mask"), _next_token_loss(tokens, mask),
+                          shapes[:16], features, None)
+
+
+def gpt2_expert(n: int, seq: int) -> ExpertWorkload:
+    """The GPT-2-small-shaped model: the IOI heads' direct paths, agreeing on the last token."""
+    from bench_expert import Claim, Shape
+
+    w = gpt2_shaped(n, seq)
+    features = {"last token": (lambda tokens, raw: tokens[:, -1].numpy(), token_at(-1))}
+
+    def hs(names):
+        return tuple((int(s.split(".")[1]), int(s.split(".")[2])) for s in names)
+
+    shapes = [Shape("name movers", (Claim("m", hs(NAME_MOVERS), None, "last token"),)),
+              Shape("name movers + backup", (Claim("m", hs(NAME_MOVERS), None, "last token"),
+                                             Claim("b", hs(BACKUP), None, "last token"))),
+              Shape("name movers exact", (Claim("m", hs(NAME_MOVERS)),)),
+              Shape("all 19 heads direct", (Claim("m", hs(NAME_MOVERS + BACKUP), None, "last token"),
+                                            Claim("o", hs(S_INHIBITION + DUPLICATE)),))]
+    tokens, mask = w.data.inputs, w.data.fields["loss_mask"]
+    from metrics import NextTokenLoss
+
+    return ExpertWorkload("gpt2-shaped", w.model, w.data, NextTokenLoss(), _next_token_loss(tokens, mask), shapes,
+                          features, None)

@@ -90,6 +90,35 @@ def test_outputs_and_resume(tiny_spec, tmp_path, monkeypatch):
     assert calls == [(1,)]  # only the missing seed of the unfinished spec
 
 
+def test_seeds_run_as_one_stacked_pass_and_resume_per_seed(tiny_spec, tmp_path, monkeypatch):
+    """Five seeds: one stacked pass of the engine, five seed files. With two of them lost, a rerun
+    computes those two only, again in one pass, and the result is the same."""
+    import importlib
+
+    evaluate_module = importlib.import_module("metrics.evaluate")  # the module (metrics.evaluate is also a function)
+    passes = []
+    real = evaluate_module.run_seeds
+    monkeypatch.setattr(evaluate_module, "run_seeds",
+                        lambda c, seeds, **k: passes.append(tuple(seeds)) or real(c, seeds, **k))
+    out = tmp_path / "out"
+    path = tiny_spec("five", seeds="5")
+    assert invoke("run", path, "--out", out).exit_code == 0
+    assert passes == [(0, 1, 2, 3, 4)]
+    partial = out / "five" / "partial"
+    assert sorted(p.name for p in partial.iterdir()) == [f"seed-{s}.pt" for s in range(5)]
+    first = json.loads((out / "five" / "result.json").read_text())
+    alone = torch.load(partial / "seed-2.pt", weights_only=True)["state"]
+    assert alone["seeds"] == [2] and alone["scrubbed"]["loss"].shape[0] == 1
+    (out / "five" / "result.json").unlink()
+    for s in (1, 3):
+        (partial / f"seed-{s}.pt").unlink()
+    assert invoke("run", path, "--out", out).exit_code == 0
+    assert passes == [(0, 1, 2, 3, 4), (1, 3)]
+    again = json.loads((out / "five" / "result.json").read_text())
+    for name in ("expected_loss", "loss_recovered"):
+        assert again["summary"][name]["value"] == pytest.approx(first["summary"][name]["value"], rel=1e-6)
+
+
 def test_changing_the_spec_invalidates_saved_work(tiny_spec, tmp_path):
     out = tmp_path / "out"
     path = tiny_spec("x")

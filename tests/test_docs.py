@@ -75,7 +75,8 @@ def invoke(*args):
 
 
 @pytest.mark.parametrize("page,expected", [("quickstart.md", "loss recovered"), ("spec-format.md", "induction heads"),
-                                           ("case-studies/paren.md", "2.0 at 1: head 0.0")])
+                                           ("case-studies/paren.md", "2.0 at 1: head 0.0"),
+                                           ("performance.md", "loss recovered")])
 def test_doc_examples_run(page, expected, capsys):
     namespace: dict = {}
     for block in python_blocks(DOCS / page):

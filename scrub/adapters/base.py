@@ -9,8 +9,9 @@ every architecture fact the compiler uses) and answers two questions:
 - `evaluate(requests)`: compute sites of one stage on given inputs (a head on
   its q, k, v residual-stream inputs, an MLP or the output on one).
 
-plus `check_inputs` (can these inputs be fed to the model?) and `dims` (shapes
-for the cost model). A new model family is one adapter file and one line in
+plus `check_inputs` (can these inputs be fed to the model?), `dims` (shapes
+for the cost model) and `exact_widths` (how many leading positions a plain
+pass must see for its early positions to be exact: padding trimmed). A new model family is one adapter file and one line in
 `scrub.adapters.ADAPTERS` (docs/architecture.md).
 """
 
@@ -42,6 +43,10 @@ class Adapter:
 
     accepts(model): whether `adapt(model)` should pick this adapter."""
 
+    # Whether plain passes and site evaluations may run on the leading positions only (`exact_widths`);
+    # an adapter sets it when its model's values at early positions never read later ones.
+    trims = False
+
     def __init__(self, model: Optional[torch.nn.Module], graph: ModelGraph):
         self.model = model
         self.graph = graph
@@ -67,9 +72,20 @@ class Adapter:
         """Shapes for the cost model (`transformer_sites.Dims`), or None: every site then costs one unit."""
         return None
 
+    def exact_widths(self, inputs: Tensor, width: int) -> Tensor:
+        """Per row of `inputs`, the fewest leading positions a plain pass must see so that its values at
+        positions < `width` equal those of a pass over every position. Without a rule for the model:
+        every position (no trimming)."""
+        return torch.full((len(inputs),), inputs.shape[1], dtype=torch.long, device=inputs.device)
+
     def plain(self, inputs: Tensor, wants: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Tensor]:
         """Values of an ordinary forward pass (see module doc)."""
         raise NotImplementedError
+
+    def plain_prefix(self, inputs: Tensor, wants: Iterable[tuple[str, str]], width: int) -> dict:
+        """`plain`, where only the first `width` positions of each value are used (an adapter may skip
+        computing the rest)."""
+        return self.plain(inputs, wants)
 
     def evaluate(self, requests: list[SiteRequest]) -> list[Tensor]:
         """Outputs `(batch, pos, d)` of sites of one stage on the given inputs."""

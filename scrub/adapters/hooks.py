@@ -77,11 +77,12 @@ def capture(store: dict, key) -> HookFn:
 
 
 def plain_values(model, graph, inputs: Tensor, wants: Iterable[tuple[str, str]],
-                 hook_for: Callable, read: Callable, stop_early: bool = True) -> dict:
+                 hook_for: Callable, read: Callable, stop_early: bool = True, forward_kw: Optional[dict] = None) -> dict:
     """One forward pass capturing every wanted `(what, site)`.
 
     hook_for(what, site) -> (hook name, firing order); read(what, site, activation) -> the value
-    (e.g. one head's slice). The model's own logits answer `("out", "output")`."""
+    (e.g. one head's slice). The model's own logits answer `("out", "output")`. forward_kw: keyword
+    arguments of the model's forward."""
     wants = set(wants)
     store: dict = {}
     order: dict = {}
@@ -95,7 +96,7 @@ def plain_values(model, graph, inputs: Tensor, wants: Iterable[tuple[str, str]],
             order[hook] = rank
     hooks = [(hook, capture(store, hook)) for hook in order]
     stop = None if want_logits or not order or not stop_early else max(order, key=order.get)
-    logits = run_hooked(model, lambda: model(inputs), hooks, stop_after=stop)
+    logits = run_hooked(model, lambda: model(inputs, **(forward_kw or {})), hooks, stop_after=stop)
     out = {}
     for what, name in wants:
         site = graph.site(name)

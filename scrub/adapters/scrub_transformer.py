@@ -48,6 +48,8 @@ def checkpoint_graph(path) -> ModelGraph:
 
 
 class ScrubTransformerAdapter(Adapter):
+    trims = True  # causal attention and masked padding keys: early positions never read trimmed ones
+
     def __init__(self, model):
         cfg = model.cfg
         self.layout = HookLayout(cfg.n_layers, cfg.n_heads, not cfg.attn_only, cfg.pad_token_id,
@@ -67,18 +69,51 @@ class ScrubTransformerAdapter(Adapter):
     def dims(self):
         return dims_from_cfg(self.model.cfg)
 
+    def exact_widths(self, inputs: Tensor, width: int) -> Tensor:
+        """Causal: `width` (position t reads positions <= t). Bidirectional with masked padding: through
+        the row's last real token (later positions are masked keys, whose weights are exactly 0), and at
+        least `width`; a row of padding alone keeps every position (its pattern is uniform over all
+        keys). Only trailing positions are ever trimmed: left padding keeps its positions."""
+        n, P = inputs.shape
+        if self.graph.causal:
+            return torch.full((n,), min(width, P), dtype=torch.long, device=inputs.device)
+        pad = self.model.cfg.pad_token_id
+        if pad is None:
+            return torch.full((n,), P, dtype=torch.long, device=inputs.device)
+        real = inputs != pad
+        through_last = P - real.flip(1).long().argmax(1)  # 1 + index of the last real token
+        return torch.where(real.any(1), through_last.clamp(min=min(width, P)), torch.full_like(through_last, P))
+
     def plain(self, inputs: Tensor, wants: Iterable[tuple[str, str]]) -> dict:
         return plain_with_z(self, inputs, wants)
+
+    def plain_prefix(self, inputs: Tensor, wants: Iterable[tuple[str, str]], width: int) -> dict:
+        """The last block a bidirectional pass needs computes only the first `width` positions: nothing
+        after it reads its other positions (earlier blocks run in full: their keys are read)."""
+        wants = set(wants)
+        kw = None
+        if width < inputs.shape[1] and not self.graph.causal:
+            kw = {"queries": (self._last_block(wants), width)}
+        return plain_with_z(self, inputs, wants, width=width, forward_kw=kw)
+
+    def _last_block(self, wants) -> int:
+        """The deepest block whose computation some wanted value needs (the model's last for logits)."""
+        needed = 0
+        for what, name in wants:
+            site = self.graph.site(name)
+            needed = max(needed, site.stage if what == "out" else site.stage - 1)  # a read residual: stages below
+        return min((needed - 1) // 2, self.model.cfg.n_layers - 1) if needed >= 1 else -1
 
     def evaluate(self, requests: list[SiteRequest]) -> list[Tensor]:
         kind = requests[0].site.kind
         if kind == HEAD:
             return self._eval_heads(requests)
+        cfg = self.model.cfg
         if kind == MLP:
             layer = requests[0].site.layer
-            return [self.model.mlp_out(layer, r.inputs["in"]) for r in requests]
+            return _per_request(lambda x: self.model.mlp_out(layer, x), requests, 2 * cfg.d_mlp)
         if kind == OUTPUT:
-            return [self.model.unembed_logits(r.inputs["in"]) for r in requests]
+            return _per_request(self.model.unembed_logits, requests, cfg.vocab_out)
         raise AdapterError(f"site {requests[0].site.name!r} ({kind}) reads no inputs and cannot be evaluated")
 
     def _eval_heads(self, requests: list[SiteRequest]) -> list[Tensor]:
@@ -138,3 +173,14 @@ class ScrubTransformerAdapter(Adapter):
             key_mask = torch.cat(masks)  # (rows, heads, pos)
         index = torch.tensor(heads, device=self.device)
         return model.attention_heads(layer, ins["q"], ins["k"], ins["v"], key_mask, heads=index, normalized=True)
+
+
+def _per_request(fn, requests: list[SiteRequest], weight_cols: int) -> list[Tensor]:
+    """`fn` on each request's input; in one call on the inputs stacked when the weights (`weight_cols`
+    columns of d_model) outweigh one request's rows, so large weights (an unembedding of 50k tokens) are
+    read once per stage, not once per request."""
+    xs = [r.inputs["in"] for r in requests]
+    rows = xs[0].shape[0] * xs[0].shape[1]
+    if len(xs) == 1 or weight_cols <= rows:
+        return [fn(x) for x in xs]
+    return list(fn(torch.cat(xs)).split(xs[0].shape[0]))

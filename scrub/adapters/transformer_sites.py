@@ -135,20 +135,25 @@ def head_result(z: Tensor, W_O: Tensor, head: int) -> Tensor:
     return z[:, :, head] @ W_O[head]
 
 
-def plain_with_z(adapter, inputs: Tensor, wants, stop_early: bool = True) -> dict:
+def plain_with_z(adapter, inputs: Tensor, wants, stop_early: bool = True, width: Optional[int] = None,
+                 forward_kw: Optional[dict] = None) -> dict:
     """Plain values where per-head outputs come from hook_z (z @ W_O for the wanted heads only), so no
-    per-head result tensor is built for every head. `adapter` has `model` (TL block layout), `graph`, `layout`."""
+    per-head result tensor is built for every head. `adapter` has `model` (TL block layout), `graph`, `layout`.
+    With `width`, values hold the first `width` positions only."""
     from scrub.adapters.hooks import plain_values
 
     def hook_for(what, site):
         return adapter.layout.plain_hook(what, site, head_field="z")
 
     def read(what, site, act):
+        if width is not None and site.positional:
+            act = act[:, :width]
         if what == "out" and site.kind == HEAD:
             return head_result(act, adapter.model.blocks[site.layer].attn.W_O, site.head)
         return act
 
-    return plain_values(adapter.model, adapter.graph, inputs, wants, hook_for, read, stop_early=stop_early)
+    return plain_values(adapter.model, adapter.graph, inputs, wants, hook_for, read, stop_early=stop_early,
+                        forward_kw=forward_kw)
 
 
 @dataclass(frozen=True)

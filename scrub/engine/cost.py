@@ -19,6 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+from torch import Tensor
+
 from scrub.adapters.base import OUT, RESID, Adapter
 from scrub.compiler.plan import Plan
 from scrub.graph import HEAD, MLP, OUTPUT, Site
@@ -75,3 +79,38 @@ def plan_limit(plan: Plan, adapter: Adapter) -> Limit:
         plain += sum(costs[n] for n in required)
     evals = sum(costs[e.site] for e in plan.evals)
     return Limit((plain + evals) / full, plain / full, evals / full, len(needs), len(plan.evals))
+
+
+def depth_of(adapter: Adapter, wants) -> float:
+    """How far a forward pass must go for these values: a site's output needs its own stage, the residual
+    it reads only the stages below."""
+    stage = {s.name: s.stage for s in adapter.graph.sites}
+    return max(stage[site] + (0.5 if what == OUT else 0.0) for what, site in wants)
+
+
+def least_flops(plan: Plan, adapter: Adapter, inputs: Tensor, roles: dict, width: int) -> float:
+    """The limit of a run on drawn data, in FLOPs (multiply-adds x 2, as `site_costs`): each distinct
+    datum's forward pass once, as deep as any role reads it and over the positions its values need
+    (`Adapter.exact_widths` for `width` computed positions), plus every site evaluation at `width`
+    positions for every reference datum. Against a machine's matrix-multiply rate it says how long a
+    scrub needs at least on that machine, whatever its forward pass costs."""
+    dims = adapter.dims()
+    sites = adapter.graph.sites
+    needs = plan.plain_needs()
+    needs.setdefault(0, set()).add((OUT, "output"))
+    index = {r: np.asarray(torch.as_tensor(v).cpu()) for r, v in roles.items()}
+    depth = np.full(len(inputs), -1.0)
+    for r, wants in needs.items():
+        np.maximum.at(depth, index[r], depth_of(adapter, wants))
+    used = np.nonzero(depth >= 0)[0]
+    n_pos = adapter.n_positions(inputs)
+    if adapter.trims and adapter.graph.positional:
+        widths = adapter.exact_widths(inputs[torch.as_tensor(used, device=inputs.device)], width).cpu().numpy()
+    else:
+        widths = np.full(len(used), n_pos)
+    total = 0.0
+    pairs, counts = np.unique(np.stack([depth[used], widths]), axis=1, return_counts=True)
+    for (d, w), count in zip(pairs.T, counts):
+        total += count * sum(_cost(s, int(w), dims) for s in sites if s.stage < d)
+    evals = sum(_cost(adapter.graph.site(e.site), width, dims) for e in plan.evals)
+    return total + evals * len(index[0])

@@ -23,7 +23,7 @@ from scrub.compiler.descent import compile_hypothesis
 from scrub.compiler.data_checks import check_features, check_finite
 from scrub.compiler.plan import Plan, for_seeds, merge_plans
 from scrub.data import Dataset
-from scrub.engine.executor import chunk_size_for, execute
+from scrub.engine.executor import chunk_size_for, execute, run_width
 from scrub.engine.result import ScrubResult
 from scrub.engine.sampling import draw_roles, stream
 from scrub.errors import DataError, HypothesisError
@@ -92,7 +92,8 @@ def compile(model, hypothesis: Hypothesis, data: Dataset, reference: Reference =
 
 def run(model, hypothesis: Hypothesis, data: Dataset, *, seed: int = 0, reference: Reference = None,
         batch_size: Optional[int] = None, metrics: Optional[Mapping[str, MetricFn]] = None,
-        keep_outputs: bool = True) -> ScrubResult:
+        keep_outputs: bool = True, read_positions: Optional[Sequence[int]] = None,
+        cache_mb: Optional[float] = None) -> ScrubResult:
     """Scrub `model` under `hypothesis` on `data`.
 
     reference: which data are the reference data x0: None (all of `data`, in
@@ -101,17 +102,25 @@ def run(model, hypothesis: Hypothesis, data: Dataset, *, seed: int = 0, referenc
     batch_size: reference data per chunk (default: sized to the plan).
     metrics: name -> fn(scrubbed, model_outputs, batch) giving one value per datum,
         computed per chunk.
+    read_positions: the output positions the caller reads (default: all). Where the model allows
+        (`Adapter.trims`), only the leading positions they depend on are computed; outputs hold NaN
+        beyond them.
+    cache_mb: cap on plain values kept for reuse across chunks, roles and seeds
+        (default `scrub.engine.activations.DEFAULT_CACHE_MB`; 0: no cache).
     """
     compiled = compile(model, hypothesis, data, reference)
-    return run_compiled(compiled, seed=seed, batch_size=batch_size, metrics=metrics, keep_outputs=keep_outputs)[0]
+    return run_compiled(compiled, seed=seed, batch_size=batch_size, metrics=metrics, keep_outputs=keep_outputs,
+                        read_positions=read_positions, cache_mb=cache_mb)[0]
 
 
 def run_many(model, hypotheses: Sequence[Hypothesis], data: Dataset, *, seed: int = 0, reference: Reference = None,
              batch_size: Optional[int] = None, metrics: Optional[Mapping[str, MetricFn]] = None,
-             keep_outputs: bool = True) -> list[ScrubResult]:
+             keep_outputs: bool = True, read_positions: Optional[Sequence[int]] = None,
+             cache_mb: Optional[float] = None) -> list[ScrubResult]:
     """Scrub several hypotheses in one batched pass (see `run`); one result per hypothesis."""
     compiled = compile_many(model, hypotheses, data, reference)
-    return run_compiled(compiled, seed=seed, batch_size=batch_size, metrics=metrics, keep_outputs=keep_outputs)
+    return run_compiled(compiled, seed=seed, batch_size=batch_size, metrics=metrics, keep_outputs=keep_outputs,
+                        read_positions=read_positions, cache_mb=cache_mb)
 
 
 def reference_indices(reference: Reference, n_pool: int, n_total: int, seed: int) -> np.ndarray:
@@ -134,23 +143,27 @@ def reference_indices(reference: Reference, n_pool: int, n_total: int, seed: int
 
 def run_compiled(compiled: Compiled, *, seed: int = 0, batch_size: Optional[int] = None,
                  metrics: Optional[Mapping[str, MetricFn]] = None, keep_outputs: bool = True,
-                 reference_seed: Optional[int] = None) -> list[ScrubResult]:
+                 reference_seed: Optional[int] = None, read_positions: Optional[Sequence[int]] = None,
+                 cache_mb: Optional[float] = None) -> list[ScrubResult]:
     """Sample and execute a compiled batch; one ScrubResult per hypothesis.
 
     reference_seed: the seed that draws the reference data when `reference` is a
     count (default: `seed`). Runs meant to be compared datum by datum (the seeds of
     one evaluation) must share it, so that datum i is the same datum in every run."""
     return run_seeds(compiled, check_seeds([seed], "seed"), batch_size=batch_size, metrics=metrics,
-                     keep_outputs=keep_outputs, reference_seed=reference_seed)[0]
+                     keep_outputs=keep_outputs, reference_seed=reference_seed, read_positions=read_positions,
+                     cache_mb=cache_mb)[0]
 
 
 def run_seeds(compiled: Compiled, seeds: Sequence[int], *, batch_size: Optional[int] = None,
               metrics: Optional[Mapping[str, MetricFn]] = None, keep_outputs: bool = True,
-              reference_seed: Optional[int] = None) -> list[list[ScrubResult]]:
+              reference_seed: Optional[int] = None, read_positions: Optional[Sequence[int]] = None,
+              cache_mb: Optional[float] = None) -> list[list[ScrubResult]]:
     """Every hypothesis under every seed in one stacked pass: results[seed index][hypothesis index].
 
     The reference data (drawn with `reference_seed`, default the first seed) and
-    everything computed on them are shared by all seeds."""
+    everything computed on them are shared by all seeds; plain values are computed
+    once per distinct datum (see `run` for `read_positions` and `cache_mb`)."""
     seeds = check_seeds(seeds)
     plan = compiled.plan if len(seeds) == 1 else for_seeds(compiled.plan, seeds)
     adapter = compiled.adapter
@@ -160,7 +173,11 @@ def run_seeds(compiled: Compiled, seeds: Sequence[int], *, batch_size: Optional[
     device = adapter.device
     data = compiled.data.to(device)
     roles = {r: torch.as_tensor(v, device=device) for r, v in roles_np.items()}  # one transfer, before the loop
-    chunk = check_batch_size(batch_size) or chunk_size_for(plan)
+    n_pos = adapter.n_positions(data.inputs)
+    width = run_width(plan, adapter, n_pos, read_positions)
+    dims = adapter.dims()
+    out_size = dims.d_vocab_out / dims.d_model if dims is not None else 1.0
+    chunk = check_batch_size(batch_size) or chunk_size_for(plan, width_fraction=width / n_pos, output_size=out_size)
     K = len(plan.outputs)
     scrubbed: list[list] = [[] for _ in range(K)]
     model_out: list = []
@@ -179,7 +196,7 @@ def run_seeds(compiled: Compiled, seeds: Sequence[int], *, batch_size: Optional[
     was_training = adapter.model.training
     adapter.model.eval()
     try:
-        execute(plan, adapter, data, roles, chunk, on_chunk)
+        execute(plan, adapter, data, roles, chunk, on_chunk, width=width, cache_mb=cache_mb)
     finally:
         adapter.model.train(was_training)
     model_all = torch.cat(model_out) if keep_outputs else None

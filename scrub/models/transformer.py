@@ -201,18 +201,21 @@ class Block(nn.Module):
             self.hook_mlp_in = HookPoint()
             self.hook_mlp_out = HookPoint()
 
-    def forward(self, resid: Tensor, key_mask: Optional[Tensor], split_qkv: bool, use_result: bool) -> Tensor:
+    def forward(self, resid: Tensor, key_mask: Optional[Tensor], split_qkv: bool, use_result: bool,
+                n_queries: Optional[int] = None) -> Tensor:
+        """n_queries: compute only the first n_queries positions (their queries still read every key)."""
         resid = self.hook_resid_pre(resid)
+        q = slice(None) if n_queries is None else slice(0, n_queries)
         if split_qkv:
             per_head = einops.repeat(resid, "b p m -> b p h m", h=self.cfg.n_heads)
-            q_in = self.hook_q_input(per_head.clone())
+            q_in = self.hook_q_input(per_head[:, q].clone())
             k_in = self.hook_k_input(per_head.clone())
             v_in = self.hook_v_input(per_head.clone())
             attn_out, _ = self.attn(self.ln1(q_in), self.ln1(k_in), self.ln1(v_in), key_mask, use_result)
         else:
             x = self.ln1(resid)
-            attn_out, _ = self.attn(x, x, x, key_mask, use_result)
-        resid = self.hook_resid_mid(resid + self.hook_attn_out(attn_out))
+            attn_out, _ = self.attn(x[:, q], x, x, key_mask, use_result)
+        resid = self.hook_resid_mid(resid[:, q] + self.hook_attn_out(attn_out))
         if not self.cfg.attn_only:
             mlp_in = self.hook_mlp_in(resid)
             resid = resid + self.hook_mlp_out(self.mlp(self.ln2(mlp_in)))
@@ -290,15 +293,18 @@ class ScrubTransformer(HookedRootModule):
             return None
         return tokens != self.cfg.pad_token_id
 
-    def forward(self, tokens: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, queries: Optional[tuple[int, int]] = None) -> Tensor:
+        """queries=(layer, n): from block `layer` on, compute only the first n positions (block `layer`'s
+        queries still read every key). For callers that need nothing later at other positions."""
         if tokens.dim() != 2:
             raise AdapterError(f"ScrubTransformer expects token ids of shape (batch, pos); got {tuple(tokens.shape)}.")
         if tokens.shape[1] > self.cfg.n_ctx:
             raise AdapterError(f"sequence length {tokens.shape[1]} exceeds n_ctx={self.cfg.n_ctx}.")
         key_mask = self.key_mask(tokens)
         resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
-        for block in self.blocks:
-            resid = block(resid, key_mask, self.use_split_qkv_input, self.use_attn_result)
+        for layer, block in enumerate(self.blocks):
+            n_queries = queries[1] if queries is not None and layer == queries[0] else None
+            resid = block(resid, key_mask, self.use_split_qkv_input, self.use_attn_result, n_queries)
         return self.unembed(self.ln_final(resid))
 
     # --- layer-level entry points used by the engine ------------------------

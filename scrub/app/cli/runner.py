@@ -6,9 +6,11 @@ copy), `partial/seed-<s>.pt` (per-datum values of each finished seed),
 `result.json` and `report.html`. A run with the cancel-out report writes its
 result and report to `with-cancel/` inside the folder, so the results of
 `scrub run` and of `scrub run --cancel` / `scrub cancel` coexist; both share
-the saved seeds, which do not depend on the cancel-out report. Seeds are saved
-as they finish and a finished result is reused when rerun with the same spec
-text and settings, so a crash or Ctrl-C loses at most the seed in progress.
+the saved seeds, which do not depend on the cancel-out report. The seeds not
+saved yet run as one stacked pass (shared reference data, plain values
+computed once per distinct datum), and each is saved as soon as the pass ends;
+a finished result is reused when rerun with the same spec text and settings,
+and a rerun after a crash or Ctrl-C computes only the seeds with no saved file.
 """
 
 from __future__ import annotations
@@ -86,12 +88,8 @@ def run_spec(spec: RunSpec, out_root: pathlib.Path, settings: Settings,
     started = time.time()
     prepared = prepare(spec, settings.device, settings.reference, model)
     write_atomic(folder / "spec.yaml", spec.text.encode())
-    parts = []
-    seeds = progress(settings.seeds) if progress else settings.seeds
-    for seed in seeds:
-        parts.append(_seed(prepared, seed, folder / "partial" / f"seed-{seed}.pt", settings.seed_key(spec),
-                           settings.seeds[0]))
-    ev = Evaluation.merge_seeds(parts)
+    ev = Evaluation.merge_seeds(_seeds(prepared, settings.seeds, folder / "partial", settings.seed_key(spec),
+                                       progress))
     verdict = spec.rule.judge(ev)
     cancel = None
     if settings.cancel:  # on the first seed (the report runs many variants), scaled by the evaluation's random figure
@@ -118,9 +116,26 @@ def run_spec(spec: RunSpec, out_root: pathlib.Path, settings: Settings,
     return record, results, False
 
 
-def _seed(prepared, seed: int, path: pathlib.Path, key: str, reference_seed: int) -> Evaluation:
-    """One seed's evaluation: loaded if saved under the same settings, else computed and saved."""
+def _seeds(prepared, seeds: tuple, folder: pathlib.Path, key: str, progress: Optional[Callable]) -> list:
+    """Each seed's evaluation: loaded where saved under the same settings; the others computed in one
+    stacked pass and saved one file per seed."""
     spec = prepared.spec
+    path = {s: folder / f"seed-{s}.pt" for s in seeds}
+    done = {s: ev for s in seeds if (ev := _saved(spec, path[s], key)) is not None}
+    missing = tuple(s for s in seeds if s not in done)
+    if missing:
+        stacked = evaluate_many(prepared.model, [spec.hypothesis], prepared.data, spec.loss, seeds=missing,
+                                reference=prepared.reference, metrics=spec.metrics, batch_size=spec.batch_size,
+                                reference_seed=seeds[0])[0]
+        parts = dict(zip(missing, stacked.split_seeds()))
+        for seed in (progress(missing) if progress else missing):
+            write_atomic(path[seed], _to_bytes({"settings_sha256": key, "state": parts[seed].state()}))
+            done[seed] = parts[seed]
+    return [done[s] for s in seeds]
+
+
+def _saved(spec, path: pathlib.Path, key: str) -> Optional[Evaluation]:
+    """A seed's evaluation saved under the same settings, or None."""
     if path.exists():
         try:
             blob = load_tensors(path, "saved seed")
@@ -128,12 +143,7 @@ def _seed(prepared, seed: int, path: pathlib.Path, key: str, reference_seed: int
             blob = {}  # a damaged seed file (a crash mid-write on a filesystem without atomic rename) is recomputed
         if isinstance(blob, dict) and blob.get("settings_sha256") == key:
             return Evaluation.from_state(spec.hypothesis, blob["state"])
-    ev = evaluate_many(prepared.model, [spec.hypothesis], prepared.data, spec.loss, seeds=(seed,),
-                       reference=prepared.reference, metrics=spec.metrics, batch_size=spec.batch_size,
-                       reference_seed=reference_seed)[0]
-    buffer = _to_bytes({"settings_sha256": key, "state": ev.state()})
-    write_atomic(path, buffer)
-    return ev
+    return None
 
 
 def _to_bytes(obj) -> bytes:
