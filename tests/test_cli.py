@@ -8,6 +8,7 @@ import sys
 
 import jsonschema
 import pytest
+import torch
 from click.testing import CliRunner
 
 from hypotheses.cases import paren

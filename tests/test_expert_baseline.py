@@ -5,10 +5,8 @@ import pathlib
 import sys
 
 import numpy as np
-import pytest
 import torch
 
-import scrub
 from scrub.engine.run import compile_many, run_seeds
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
