@@ -186,8 +186,10 @@ def hypotheses_for(draw, n_layers=2, n_heads=2, has_mlp=True, n_pos=4, padded=Fa
     form = draw(st.sampled_from(["tree", "tree", "tree", "chain", "star"]))
     if form == "chain":
         target = draw(st.sampled_from(shape.inputs + ["head.0.0"]))
-        kids = [Node(name(), f"output <- ... <- {target}" + exclusion(target),
-                     _sampler(draw, n_pos, allow_shared=False), **leaf_extras(None))]
+        path = f"output <- ... <- {target}" + exclusion(target)
+        only_input = shape.inputs == [target] and "(not" not in path  # a rotary model's only input, every path
+        kids = [Node(name(), path, _sampler(draw, n_pos, allow_shared=False),
+                     **leaf_extras(None, whole_output=only_input))]
     elif form == "star":
         kids = [Node(name(), "output <- *" + pos_suffix(), _sampler(draw, n_pos, allow_shared=False),
                      **leaf_extras(None, whole_output=True))]

@@ -161,8 +161,9 @@ class _RolledView(dict):
 def _value(v: Value, plain: dict, evaluated: dict) -> Tensor:
     if isinstance(v, Plain):
         return plain[(v.role, v.what, v.site)]
-    assert isinstance(v, Evaluated)
-    return evaluated[v.id]
+    if isinstance(v, Evaluated):
+        return evaluated[v.id]
+    return plain[v]  # an estimate (scrub.engine.estimates)
 
 
 class _StageInputs:
