@@ -144,21 +144,30 @@ def numbers(folder: pathlib.Path) -> tuple:
 
 
 def test_a_run_interrupted_between_seeds_resumes_to_identical_numbers(spec_file, tmp_path, monkeypatch):
+    """Seeds run as one stacked pass and are saved one file each: stopped while saving the third, a rerun
+    computes only the two seeds with no file, and the numbers equal an uninterrupted run's."""
     spec = spec_file("cut", "cut.yaml", seeds="4")
     assert invoke("run", spec, "--out", tmp_path / "whole").exit_code == 0
-    real, calls = runner_module.evaluate_many, []
+    real_write, real_eval, saved, computed = runner_module.write_atomic, runner_module.evaluate_many, [], []
 
-    def interrupt_third(*a, **k):
-        calls.append(k["seeds"])
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-    monkeypatch.setattr(runner_module, "evaluate_many", interrupt_third)
+    def interrupt_third_seed(path, data):
+        if path.name.startswith("seed-"):
+            saved.append(path.name)
+            if len(saved) == 3:
+                raise KeyboardInterrupt
+        return real_write(path, data)
+
+    def recording(*a, **k):
+        computed.append(tuple(k["seeds"]))
+        return real_eval(*a, **k)
+    monkeypatch.setattr(runner_module, "write_atomic", interrupt_third_seed)
     cut = invoke("run", spec, "--out", tmp_path / "cut")
     assert cut.exit_code == 130 and "run the same command again to resume" in cut.output
     assert len(list((tmp_path / "cut" / "cut" / "partial").glob("seed-*.pt"))) == 2
-    monkeypatch.setattr(runner_module, "evaluate_many", real)
+    monkeypatch.setattr(runner_module, "write_atomic", real_write)
+    monkeypatch.setattr(runner_module, "evaluate_many", recording)
     assert invoke("run", spec, "--out", tmp_path / "cut").exit_code == 0
+    assert computed == [(2, 3)]  # only the seeds with no saved file, in one pass
     assert numbers(tmp_path / "cut" / "cut") == numbers(tmp_path / "whole" / "cut")
 
 
