@@ -32,7 +32,11 @@ SKETCH_DIM = 64
 EXACT_UP_TO = 1024  # outputs with at most this many numbers per datum are kept whole
 EXHAUSTIVE = 50_000  # subsets of one size scored exhaustively up to this count, else by beam
 BEAM = 256
-PROPOSE_BELOW = 0.5  # predicted |sum D| / smallest |D_c| at most this: measure the set
+# predicted |sum D| / smallest |D_c| at most this: measure the set. A joint effect of a quarter of the smallest
+# (max_joint) is a ratio of about 0.5 where distances grow with |D|^2; the margin above it is for the
+# nonlinearity between components and output (a final norm), which a prediction cannot see and a
+# measurement can: a looser threshold costs verification variants, never a false set.
+PROPOSE_BELOW = 0.8
 CLEARLY_BELOW = 0.1  # a subset predicted this small explains its supersets: they are not proposed
 SOFTMAX_DISTANCES = ("kl", "kl_reverse", "l2_probs")  # blind to adding a constant to every logit
 

@@ -143,10 +143,10 @@ def pythia_bridge(n: int, seq: int) -> Workload:
     return _ioi_shaped("pythia-bridge", _bridge(config, transformers.GPTNeoXForCausalLM), n, seq, NeoXOps)
 
 
-PLANTED_SETS = (("head.10.0", "head.10.1"), ("head.11.0", "head.11.1", "head.11.2"))
+PLANTED_SETS = (("head.8.0", "head.8.1"), ("head.11.0", "head.11.1", "head.11.2"))  # heads no hypothesis here claims
 
 
-def plant_cancellations(model, scale: float = 30.0):
+def plant_cancellations(model, scale: float = 7.0):
     """A copy of `model` whose heads in each of PLANTED_SETS read alike (the first head's q/k/v weights) and
     write large outputs that sum to zero (W_O of A, B, ... and minus their sum for the last): cancel-out
     sets of sizes 2 and 3 hidden among GPT-2 small's heads."""
