@@ -41,7 +41,7 @@ and all differences are paired per datum.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -96,10 +96,11 @@ def unexplained_components(hypothesis: Hypothesis, graph: ModelGraph) -> list[Co
 
 def _covers(child: Path, component: tuple) -> bool:
     n = len(component) - 1  # index of the upstream hop
-    if not hops_extend(child.hops, component[:n]):
-        return False
+    site_hop = component[n - 1]  # the claimed site, with the component's port
+    if not hops_extend(child.hops, component[:n - 1] + (replace(site_hop, port=None),)):
+        return False  # (a child through any port of the site may continue; its port is checked next)
     port_hop = child.hops[n - 1]
-    if port_hop.port not in (None, component[n - 1].port):
+    if port_hop.port not in (None, site_hop.port):
         return False
     nxt = child.hops[n]
     return nxt.kind in (ANY_ONE, ANY_CHAIN) or nxt.site == component[n].site

@@ -60,7 +60,7 @@ def paren(n: int) -> Workload:
         model, data = P.load_external_model(), P.load_external_data("redwood", n=n)
     else:
         model, data = P.load_model(), P.make_dataset(n, seed=1)
-    main = hyps.exp_2a()
+    main = hyps.exp_1b()  # the naive loop and nnsight run the main one: 2a's exclusions need one pass per path
     return Workload("paren", model, data, ClassificationLoss(0), [mk() for mk in hyps.ALL], main)
 
 
