@@ -128,3 +128,18 @@ def test_transformer_components_and_no_pairs_on_a_random_model():
     report = cancel_out_report(model, h, data, NextTokenLoss(mask_field=None), seeds=(0,), max_components=4)
     assert len(report.components) == len(comps)
     assert report.sets == [] and report.cost.searched <= 4
+
+
+def test_a_child_claiming_every_port_at_a_position_covers_each_ports_edges():
+    """`output <- head.1.0@0 <- *@0` claims head 1.0's q, k and v inputs (at position 0): none of their edges
+    is an unexplained component, so the restored variants never overlap the child's claim."""
+    model = tiny_transformer(seed=4)
+    h = Hypothesis(Node("out", children=[Node("h", "output <- head.1.0@0", children=[
+        Node("at 0", "output <- head.1.0@0 <- *@0")])]))
+    comps = {str(c) for c in unexplained_components(h, scrub.adapt(model).graph)}
+    assert "output <- head.1.1" in comps
+    assert not any(c.startswith("output <- head.1.0") for c in comps), comps
+    from metrics import NextTokenLoss
+    report = cancel_out_report(model, h, Dataset(tiny_tokens(n=40, pos=4)), NextTokenLoss(mask_field=None),
+                               seeds=(0,), max_components=4)
+    assert len(report.components) == len(comps)
