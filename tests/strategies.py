@@ -40,7 +40,8 @@ def _rewrite(draw, whole_output=False):
     estimate = draw(st.sampled_from([function_estimate(token_table), function_estimate(first_token_table), zero()]))
     residual = draw(st.sampled_from(["resample", "resample", "exact", "drop", unconditional(), agree(token_at(0))]))
     if whole_output and estimate == zero() and residual == "drop":
-        residual = "resample"  # zero-ablating every input of the output leaves LayerNorm a vector of rounding errors
+        residual = "resample"  # zero-ablating all of a site's input (the output's, a head's whole q) leaves its
+        # LayerNorm a vector of rounding errors, which it scales up: a numerical artefact, not a semantic question
     return rewrite(estimate, residual)
 
 
@@ -180,7 +181,8 @@ def hypotheses_for(draw, n_layers=2, n_heads=2, has_mlp=True, n_pos=4, padded=Fa
         # occasionally a whole-port claim or a wildcard claim, alone
         if parent_is_head and not nodes and draw(st.booleans()):
             port = draw(st.sampled_from(["q", "k", "v"]))
-            nodes.append(Node(name(), "." + port, _sampler(draw, n_pos), **leaf_extras(port)))
+            nodes.append(Node(name(), "." + port, _sampler(draw, n_pos),  # the whole input: never all zero
+                              **leaf_extras(port, whole_output=True)))
         return nodes
 
     form = draw(st.sampled_from(["tree", "tree", "tree", "chain", "star"]))
